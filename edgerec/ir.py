@@ -1,0 +1,310 @@
+"""The intermediate representation of a compiled recommender.
+
+An :class:`IR` holds everything a device needs and nothing it does not: the embedding tables of
+each serving mode (the graph is gone), how they are quantized, id maps, the popular-items
+fallback, each known user's seen items, and the record of the passes that produced it. Passes
+are functions ``IR -> (IR, PassReport)``; an IR is never mutated in place.
+
+On disk it is a directory of ``ir.json`` plus ``.npy`` arrays (never pickled); see
+``docs/architecture.md`` for the layout and the meaning of each table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgerec.errors import IRError
+
+IR_FORMAT = "edgerec-ir"
+IR_FORMAT_VERSION = 1
+TABLE_NAMES = ("item", "user", "history_item", "user_base")
+MODES = ("lookup", "history")
+_DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
+
+
+@dataclass(frozen=True)
+class Table:
+    """One embedding table: values plus, for int8, a symmetric per-row scale."""
+
+    values: np.ndarray
+    scale: np.ndarray | None = None
+
+    @property
+    def dtype(self) -> str:
+        return str(self.values.dtype)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.values.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.values.nbytes + (0 if self.scale is None else self.scale.nbytes))
+
+    def dequantize(self) -> np.ndarray:
+        """Float32 values (``q * scale`` for int8)."""
+        out = self.values.astype(np.float32)
+        if self.scale is not None:
+            out *= self.scale[:, None]
+        return out
+
+
+@dataclass(frozen=True)
+class PassReport:
+    """What one pass did and what it cost."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    bytes_before: int = 0
+    bytes_after: int = 0
+    metrics_before: dict[str, float] = field(default_factory=dict)
+    metrics_after: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class IR:
+    """A compiled recommender. Immutable: use :meth:`replace` to derive a new one."""
+
+    num_users: int
+    num_items: int
+    tables: dict[str, Table]
+    modes: tuple[str, ...]
+    user_ids: list[str]
+    item_ids: list[str]
+    popular: np.ndarray
+    seen_indptr: np.ndarray
+    seen_indices: np.ndarray
+    scorer: dict[str, Any] = field(default_factory=lambda: {"kind": "dot"})
+    model: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    passes: tuple[dict[str, Any], ...] = ()
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.tables["item"].shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the tables a device needs for the IR's modes."""
+        return sum(self.tables[n].nbytes for n in self.serving_tables())
+
+    def serving_tables(self) -> list[str]:
+        names = ["item"]
+        if "lookup" in self.modes:
+            names.append("user")
+        if "history" in self.modes:
+            names.append("history_item")
+        return [n for n in names if n in self.tables]
+
+    def seen(self, user: int) -> np.ndarray:
+        return self.seen_indices[self.seen_indptr[user] : self.seen_indptr[user + 1]]
+
+    def replace(self, **changes: Any) -> IR:
+        return dataclasses.replace(self, **changes)
+
+    def with_pass(self, report: PassReport, **changes: Any) -> IR:
+        return dataclasses.replace(self, passes=(*self.passes, report.to_json()), **changes)
+
+    def validate(self) -> None:
+        """Raise :class:`IRError` on any inconsistency; a device must never see a bad table."""
+        if not set(self.modes) <= set(MODES) or not self.modes:
+            raise IRError(f"IR modes must be a non-empty subset of {MODES}, got {list(self.modes)}")
+        if "item" not in self.tables:
+            raise IRError("IR has no 'item' table")
+        if "lookup" in self.modes and "user" not in self.tables:
+            raise IRError("IR in lookup mode has no 'user' table")
+        if "history" in self.modes and "history_item" not in self.tables:
+            raise IRError("IR in history mode has no 'history_item' table")
+        dim = self.tables["item"].shape[1] if self.tables["item"].values.ndim == 2 else -1
+        rows = {"item": self.num_items, "history_item": self.num_items,
+                "user": self.num_users, "user_base": self.num_users}
+        for name, t in self.tables.items():
+            if name not in TABLE_NAMES:
+                raise IRError(f"unknown table {name!r}")
+            if t.values.ndim != 2 or t.shape != (rows[name], dim):
+                raise IRError(f"table {name!r} has shape {list(t.shape)}, expected [{rows[name]}, {dim}]")
+            if t.dtype not in _DTYPES:
+                raise IRError(f"table {name!r} has dtype {t.dtype}, expected one of {list(_DTYPES)}")
+            if t.dtype == "int8":
+                if t.scale is None or t.scale.shape != (rows[name],) or t.scale.dtype != np.float32:
+                    raise IRError(f"int8 table {name!r} needs a float32 scale of shape [{rows[name]}]")
+                if not np.all(np.isfinite(t.scale)) or np.any(t.scale <= 0):
+                    raise IRError(f"table {name!r} has a non-finite or non-positive scale")
+            elif t.scale is not None:
+                raise IRError(f"table {name!r} is {t.dtype} but has a scale")
+            elif not np.all(np.isfinite(t.values)):
+                raise IRError(f"table {name!r} contains NaN or Inf")
+        if len(self.user_ids) != self.num_users or len(self.item_ids) != self.num_items:
+            raise IRError("id maps do not match the numbers of users and items")
+        if self.popular.dtype != np.int32 or self.popular.ndim != 1 or (
+            self.popular.size and (self.popular.min() < 0 or self.popular.max() >= self.num_items)
+        ):
+            raise IRError("popular items must be int32 item indices in range")
+        ip, ix = self.seen_indptr, self.seen_indices
+        if ip.dtype != np.int64 or ix.dtype != np.int32 or ip.shape != (self.num_users + 1,):
+            raise IRError("seen items must be CSR int64 indptr [users+1] and int32 indices")
+        if ip[0] != 0 or ip[-1] != ix.size or np.any(np.diff(ip) < 0):
+            raise IRError("seen-items indptr is not monotone or does not cover the indices")
+        if ix.size and (ix.min() < 0 or ix.max() >= self.num_items):
+            raise IRError("seen-items indices out of range")
+
+
+# ---------------------------------------------------------------------------------------------
+# Disk format
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Write ``ir`` to a directory atomically: built beside ``path``, then renamed."""
+    ir.validate()
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise IRError(f"{path} exists (use --overwrite to replace it)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        tables: dict[str, Any] = {}
+        for name, t in sorted(ir.tables.items()):
+            np.save(tmp / f"{name}.npy", t.values, allow_pickle=False)
+            entry: dict[str, Any] = {"file": f"{name}.npy", "dtype": t.dtype, "shape": list(t.shape),
+                                     "scale_file": None, "sha256": _sha256(tmp / f"{name}.npy")}
+            if t.scale is not None:
+                np.save(tmp / f"{name}.scale.npy", t.scale, allow_pickle=False)
+                entry["scale_file"] = f"{name}.scale.npy"
+                entry["scale_sha256"] = _sha256(tmp / f"{name}.scale.npy")
+            tables[name] = entry
+        np.save(tmp / "popular.npy", ir.popular, allow_pickle=False)
+        np.save(tmp / "seen_indptr.npy", ir.seen_indptr, allow_pickle=False)
+        np.save(tmp / "seen_indices.npy", ir.seen_indices, allow_pickle=False)
+        (tmp / "users.json").write_text(json.dumps(ir.user_ids))
+        (tmp / "items.json").write_text(json.dumps(ir.item_ids))
+        files = {f: _sha256(tmp / f) for f in
+                 ("popular.npy", "seen_indptr.npy", "seen_indices.npy", "users.json", "items.json")}
+        meta = {
+            "format": IR_FORMAT, "format_version": IR_FORMAT_VERSION,
+            "num_users": ir.num_users, "num_items": ir.num_items, "dim": ir.dim,
+            "modes": list(ir.modes), "scorer": ir.scorer, "history": {"norm": "rsqrt_len"},
+            "tables": tables, "files": files, "model": ir.model, "provenance": ir.provenance,
+            "passes": list(ir.passes), "metrics": ir.metrics,
+        }
+        (tmp / "ir.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _load_array(root: Path, name: str, expected_sha: str | None) -> np.ndarray:
+    f = root / name
+    if not f.is_file():
+        raise IRError(f"{root}: missing array file {name}")
+    if expected_sha is not None and _sha256(f) != expected_sha:
+        raise IRError(f"{root}: {name} does not match its recorded SHA-256 (corrupt or edited)")
+    try:
+        return np.load(f, allow_pickle=False)
+    except Exception as e:  # numpy raises several types for truncated or forged files
+        raise IRError(f"{root}: cannot read {name}: {e.__class__.__name__}: {e}".splitlines()[0]) from None
+
+
+def load_ir(path: str | os.PathLike[str]) -> IR:
+    """Load and fully validate an IR directory; any defect raises :class:`IRError` (one line)."""
+    root = Path(path)
+    meta_file = root / "ir.json"
+    if not meta_file.is_file():
+        raise IRError(f"{root} is not an edgerec IR directory (no ir.json)")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IRError(f"{meta_file}: invalid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != IR_FORMAT:
+        raise IRError(f"{meta_file}: not an edgerec IR")
+    if meta.get("format_version") != IR_FORMAT_VERSION:
+        raise IRError(f"{meta_file}: IR format version {meta.get('format_version')!r} is not supported "
+                      f"(this edgerec reads version {IR_FORMAT_VERSION})")
+    try:
+        tables: dict[str, Table] = {}
+        for name, e in meta["tables"].items():
+            if name not in TABLE_NAMES:
+                raise IRError(f"{meta_file}: unknown table {name!r}")
+            values = _load_array(root, e["file"], e["sha256"])
+            if str(values.dtype) != e["dtype"] or list(values.shape) != list(e["shape"]):
+                raise IRError(f"{root}: table {name!r} is {values.dtype}{list(values.shape)}, "
+                              f"ir.json says {e['dtype']}{e['shape']}")
+            scale = None
+            if e.get("scale_file"):
+                scale = _load_array(root, e["scale_file"], e.get("scale_sha256"))
+            tables[name] = Table(values, scale)
+        files = meta["files"]
+        user_ids = json.loads(_read_checked(root, "users.json", files))
+        item_ids = json.loads(_read_checked(root, "items.json", files))
+        ir = IR(
+            num_users=int(meta["num_users"]), num_items=int(meta["num_items"]), tables=tables,
+            modes=tuple(meta["modes"]), user_ids=list(user_ids), item_ids=list(item_ids),
+            popular=_load_array(root, "popular.npy", files.get("popular.npy")),
+            seen_indptr=_load_array(root, "seen_indptr.npy", files.get("seen_indptr.npy")),
+            seen_indices=_load_array(root, "seen_indices.npy", files.get("seen_indices.npy")),
+            scorer=dict(meta["scorer"]), model=dict(meta.get("model", {})),
+            provenance=dict(meta.get("provenance", {})), passes=tuple(meta.get("passes", [])),
+            metrics=dict(meta.get("metrics", {})),
+        )
+    except IRError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise IRError(f"{meta_file}: malformed IR metadata ({e.__class__.__name__}: {e})") from None
+    ir.validate()
+    return ir
+
+
+def _read_checked(root: Path, name: str, files: dict[str, str]) -> str:
+    f = root / name
+    if not f.is_file():
+        raise IRError(f"{root}: missing {name}")
+    if name in files and _sha256(f) != files[name]:
+        raise IRError(f"{root}: {name} does not match its recorded SHA-256 (corrupt or edited)")
+    return f.read_text()
+
+
+def describe(ir: IR) -> dict[str, Any]:
+    """A JSON-able summary for ``edgerec inspect``."""
+    return {
+        "users": ir.num_users, "items": ir.num_items, "dim": ir.dim, "modes": list(ir.modes),
+        "scorer": ir.scorer, "model": ir.model,
+        "tables": {n: {"shape": list(t.shape), "dtype": t.dtype, "bytes": t.nbytes}
+                   for n, t in sorted(ir.tables.items())},
+        "serving_bytes": ir.nbytes,
+        "passes": [p.get("name") for p in ir.passes],
+        "metrics": ir.metrics,
+    }

@@ -1,0 +1,1 @@
+"""Compiler passes: each is a function ``IR -> (IR, PassReport)``."""
