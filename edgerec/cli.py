@@ -1,0 +1,318 @@
+"""The ``edgerec`` command line: a thin layer over the Python API.
+
+Every user-fixable problem surfaces as one line on stderr and exit status 2; Ctrl-C exits 130.
+Nothing is written unless the command succeeds (outputs are built beside the target and renamed).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from edgerec import __version__
+
+
+def _echo_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _table(rows: list[dict[str, Any]], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    if not rows:
+        return
+    t = RichTable(title=title)
+    cols = list(rows[0])
+    for c in cols:
+        t.add_column(c, justify="right" if c != cols[0] else "left")
+    for r in rows:
+        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in (r.get(c, "") for c in cols)])
+    Console(stderr=False).print(t)
+
+
+def _fmt_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgerec")
+def cli() -> None:
+    """edgerec: compile graph-neural-network recommenders into small, verified on-device models."""
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--users", default=1000, show_default=True)
+@click.option("--items", default=2000, show_default=True)
+@click.option("--communities", default=12, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def synth(out: Path, users: int, items: int, communities: int, seed: int) -> None:
+    """Write a SYNTHETIC dataset (LightGCN text format) to OUT: no download needed."""
+    from edgerec.synthetic import write_synthetic
+
+    if out.exists() and any(out.iterdir()):
+        raise click.UsageError(f"{out} exists and is not empty")
+    write_synthetic(out, num_users=users, num_items=items, communities=communities, seed=seed)
+    click.echo(f"wrote synthetic dataset to {out} (not real data)")
+
+
+@cli.command()
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
+              help="LightGCN folder (train/valid/test.txt) or a CSV/TSV of user,item[,timestamp].")
+@click.option("--model", default="lightgcn", type=click.Choice(["lightgcn"]), show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory.")
+@click.option("--dim", default=64, show_default=True)
+@click.option("--layers", default=3, show_default=True)
+@click.option("--epochs", default=400, show_default=True, help="Upper bound; early stopping decides.")
+@click.option("--batch-size", default=8192, show_default=True)
+@click.option("--lr", default=5e-3, show_default=True)
+@click.option("--reg", default=1e-4, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--eval-every", default=5, show_default=True)
+@click.option("--patience", default=5, show_default=True, help="Evaluations without improvement.")
+@click.option("--max-minutes", type=float, default=None, help="Wall-time budget for training.")
+@click.option("--threads", type=int, default=None)
+@click.option("--split", type=click.Choice(["time", "random"]), default="time", show_default=True,
+              help="For CSV input: how valid/test are held out.")
+@click.option("--overwrite", is_flag=True)
+def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, **kw: Any) -> None:
+    """Train a reference recommender with BPR; early stopping on valid NDCG@20."""
+    from tqdm import tqdm
+
+    from edgerec.checkpoint import save_checkpoint
+    from edgerec.data import load_data
+    from edgerec.errors import CheckpointError
+    from edgerec.train import TrainConfig, evaluate_checkpoint_model
+    from edgerec.train import train as run_train
+
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"{out} exists (use --overwrite to replace it)")
+    data = load_data(data_path, split=split) if data_path.is_file() else load_data(data_path)
+    click.echo(f"data: {json.dumps(data.summary())}", err=True)
+    cfg = TrainConfig(model=model, **kw)
+    bar = tqdm(total=cfg.epochs, desc="train", unit="epoch", file=sys.stderr)
+    shown: dict[str, str] = {}
+
+    def progress(row: dict[str, float]) -> None:
+        shown["loss"] = f"{row['loss']:.4f}"
+        if "valid_ndcg@20" in row:
+            shown["valid_recall@20"] = f"{row['valid_recall@20']:.4f}"
+            shown["valid_ndcg@20"] = f"{row['valid_ndcg@20']:.4f}"
+        bar.set_postfix(shown)
+        bar.update(1)
+
+    result = run_train(data, cfg, progress)
+    bar.close()
+    conf = result.checkpoint_config()
+    if len(data.test):
+        conf["metrics"]["test"] = evaluate_checkpoint_model(result.model, data, "test")
+    save_checkpoint(out, result.model, data, conf, overwrite=overwrite)
+    click.echo(json.dumps({"checkpoint": str(out), "best_epoch": result.best_epoch,
+                           "epochs_run": result.epochs_run, "wall_seconds": round(result.wall_seconds, 1),
+                           **conf["metrics"]}, indent=2))
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
+              help="Evaluate on this data (default: the splits stored in the checkpoint).")
+@click.option("--split", default="test", type=click.Choice(["train", "valid", "test"]), show_default=True)
+@click.option("--k", "ks", multiple=True, type=int, default=(10, 20, 40), show_default=True)
+def evaluate(checkpoint: Path, data_path: Path | None, split: str, ks: tuple[int, ...]) -> None:
+    """Full-ranking Recall@K and NDCG@K of a checkpoint, as JSON."""
+    from edgerec.checkpoint import load_checkpoint
+    from edgerec.data import load_data
+    from edgerec.errors import DataError
+    from edgerec.train import evaluate_checkpoint_model
+
+    ckpt = load_checkpoint(checkpoint)
+    data = ckpt.data
+    if data_path is not None:
+        data = load_data(data_path)
+        if (data.num_users, data.num_items) != (ckpt.data.num_users, ckpt.data.num_items):
+            raise DataError(f"{data_path}: {data.num_users} users / {data.num_items} items do not match "
+                            f"the checkpoint's {ckpt.data.num_users} / {ckpt.data.num_items}")
+    if any(k <= 0 for k in ks):
+        raise click.BadParameter("every --k must be positive")
+    _echo_json({"split": split, **evaluate_checkpoint_model(ckpt.model, data, split, tuple(sorted(ks)))})
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _compile_options(f: Any) -> Any:
+    opts = [
+        click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
+                     help="Guard on this data's valid split (default: the one stored in the checkpoint)."),
+        click.option("--mode", type=click.Choice(["lookup", "history", "both"]), default="both", show_default=True),
+        click.option("--dims", default="auto", show_default=True,
+                     help="Embedding width after pruning: a number, 'auto' (smallest within the guard), or 'full'."),
+        click.option("--energy", type=float, default=None, help="Keep this fraction of the score matrix's energy."),
+        click.option("--prune-method", type=click.Choice(["svd", "columns"]), default="svd", show_default=True),
+        click.option("--min-item-count", type=int, default=0, show_default=True,
+                     help="Drop items with fewer training interactions."),
+        click.option("--max-recall-drop", type=float, default=0.02, show_default=True),
+        click.option("--min-agreement", type=float, default=None),
+        click.option("--force", is_flag=True, help="Emit even if the accuracy guard objects."),
+        click.option("--overwrite", is_flag=True),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _run_compile(source: Path, data_path: Path | None, mode: str, dims: str, energy: float | None,
+                 prune_method: str, min_item_count: int, max_recall_drop: float,
+                 min_agreement: float | None, force: bool, quantize: str, quiet: bool):
+    """Checkpoint -> IR via the passes; an IR directory is loaded as is."""
+    from edgerec.checkpoint import load_checkpoint
+    from edgerec.data import load_data
+    from edgerec.ir import load_ir
+    from edgerec.pipeline import CompileOptions, compile_checkpoint
+
+    if (source / "ir.json").is_file():
+        return load_ir(source), []
+    ckpt = load_checkpoint(source)
+    if energy is not None and dims == "auto":
+        dims_opt: int | str | None = None
+    elif dims == "full":
+        dims_opt = None
+    elif dims == "auto":
+        dims_opt = "auto"
+    else:
+        try:
+            dims_opt = int(dims)
+        except ValueError:
+            raise click.BadParameter(f"--dims must be a number, 'auto' or 'full', not {dims!r}") from None
+        if not 1 <= dims_opt <= int(ckpt.config["dim"]):
+            raise click.BadParameter(f"--dims must be between 1 and {ckpt.config['dim']}")
+    opts = CompileOptions(
+        modes=("lookup", "history") if mode == "both" else (mode,), dims=dims_opt, energy=energy,
+        method=prune_method, quantize=quantize, max_recall_drop=max_recall_drop,
+        min_agreement=min_agreement, force=force, min_item_count=min_item_count)
+    data = load_data(data_path) if data_path is not None else None
+    log = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
+    res = compile_checkpoint(ckpt, opts, data, log)
+    return res.ir, res.reports
+
+
+def _pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
+    """One row per pass: what it did to size and accuracy."""
+    rows = []
+    base = reports[0].bytes_after if reports else 0
+    for r in reports:
+        m = r.metrics_after
+        p = r.params
+        what = {"precompute": f"layers={p.get('layers')}", "prune": f"{p.get('method')} {p.get('from_dims')}->{p.get('dims')}",
+                "quantize": str(p.get("scheme")), "guard": f"max drop {p.get('max_recall_drop')}",
+                "drop_cold_items": f"min count {p.get('min_count')}"}.get(r.name, "")
+        rows.append({"pass": r.name, "what": what, "bytes": _fmt_bytes(r.bytes_after),
+                     "x smaller": f"{base / r.bytes_after:.1f}" if r.bytes_after else "",
+                     "lookup R@20": m.get("lookup/recall@20", ""), "history R@20": m.get("history/recall@20", ""),
+                     "lookup agr@20": m.get("lookup/agreement@20", ""),
+                     "history agr@20": m.get("history/agreement@20", "")})
+    return rows
+
+
+@cli.command("compile")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path))
+@click.option("--quantize", type=click.Choice(["int8", "float16", "none"]), default="int8", show_default=True)
+@_compile_options
+def compile_cmd(checkpoint: Path, out: Path, quantize: str, data_path: Path | None, mode: str, dims: str,
+                energy: float | None, prune_method: str, min_item_count: int, max_recall_drop: float,
+                min_agreement: float | None, force: bool, overwrite: bool, as_json: bool) -> None:
+    """Compile a checkpoint into an IR directory (precompute, prune, quantize, guard)."""
+    from edgerec.errors import IRError
+    from edgerec.ir import describe, save_ir
+
+    if out.exists() and not overwrite:
+        raise IRError(f"{out} exists (use --overwrite to replace it)")
+    ir, reports = _run_compile(checkpoint, data_path, mode, dims, energy, prune_method, min_item_count,
+                               max_recall_drop, min_agreement, force, quantize, as_json)
+    save_ir(ir, out, overwrite=overwrite)
+    if as_json:
+        _echo_json({"ir": str(out), "summary": describe(ir), "passes": [r.to_json() for r in reports]})
+    else:
+        _table(_pass_rows(reports), title=f"edgerec compile -> {out}")
+        click.echo(f"wrote {out}: {ir.dim} dims, {_fmt_bytes(ir.nbytes)} of tables")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True)
+def inspect(path: Path, as_json: bool) -> None:
+    """Summarise an IR directory, an artifact or a checkpoint."""
+    from edgerec.errors import EdgerecError
+    from edgerec.ir import describe, load_ir
+
+    if (path / "ir.json").is_file():
+        info = describe(load_ir(path))
+        if as_json:
+            _echo_json(info)
+            return
+        click.echo(f"IR {path}: {info['users']} users, {info['items']} items, dim {info['dim']}, "
+                   f"modes {', '.join(info['modes'])}, serving bytes {_fmt_bytes(info['serving_bytes'])}")
+        _table([{"table": n, "shape": "x".join(map(str, t["shape"])), "dtype": t["dtype"],
+                 "bytes": _fmt_bytes(t["bytes"])} for n, t in info["tables"].items()])
+        click.echo("passes: " + " -> ".join(info["passes"]))
+        if info["metrics"].get("compiled"):
+            click.echo("metrics: " + json.dumps(info["metrics"]["compiled"]))
+    elif (path / "manifest.json").is_file():
+        from runtime.artifact import read_manifest
+
+        _echo_json(read_manifest(path))
+    elif (path / "config.json").is_file():
+        from edgerec.checkpoint import load_checkpoint
+
+        c = load_checkpoint(path).config
+        _echo_json({k: c[k] for k in ("model", "num_users", "num_items", "dim", "layers", "train",
+                                      "metrics", "data") if k in c})
+    else:
+        raise EdgerecError(f"{path}: not an IR, artifact or checkpoint directory")
+
+
+def main() -> None:
+    """Console entry point: one-line errors, no tracebacks for anything the user can fix."""
+    from edgerec.errors import EdgerecError
+
+    try:
+        from runtime.errors import RuntimeErrorBase as _RtErr  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - runtime package incomplete
+        _RtErr = EdgerecError  # noqa: N806
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted: nothing was written", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (EdgerecError, _RtErr) as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except (OSError, ValueError) as e:
+        click.echo(f"error: {e.__class__.__name__}: {e}", err=True)
+        sys.exit(2)
+
+
+from edgerec import commands as _commands  # noqa: E402,F401  (registers export, bench, demo)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Commands that drive the exporters and benchmarks (export, bench, demo)."""

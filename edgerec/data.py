@@ -1,0 +1,309 @@
+"""Interaction data: loaders for the LightGCN text format and CSV/TSV, validated line by line.
+
+Every split is stored as two aligned int64 arrays (user index, item index) over one dense id
+space defined by the training split. Whatever a loader drops (duplicates, valid/test rows whose
+user or item never appears in train) is counted in ``Interactions.dropped`` and reported, never
+silent; whatever it cannot read is a :class:`~edgerec.errors.DataError` naming file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgerec.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as aligned (user, item) index arrays."""
+
+    users: np.ndarray
+    items: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.users.size)
+
+    def csr(self, num_users: int) -> tuple[np.ndarray, np.ndarray]:
+        """(indptr int64 [U+1], indices int32) of each user's items, in file order."""
+        order = np.argsort(self.users, kind="stable")
+        counts = np.bincount(self.users, minlength=num_users)
+        indptr = np.zeros(num_users + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        return indptr, self.items[order].astype(np.int32)
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """A dataset: dense ids, the three splits, and what loading dropped."""
+
+    num_users: int
+    num_items: int
+    train: Split
+    valid: Split
+    test: Split
+    user_ids: list[str]
+    item_ids: list[str]
+    source: str
+    synthetic: bool = False
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def split(self, name: str) -> Split:
+        if name not in SPLITS:
+            raise DataError(f"unknown split {name!r}; choose one of {SPLITS}")
+        return getattr(self, name)
+
+    def fingerprint(self) -> str:
+        """SHA-256 over the splits' contents: ties a checkpoint to the data it was trained on."""
+        h = hashlib.sha256()
+        h.update(f"{self.num_users},{self.num_items}".encode())
+        for s in (self.train, self.valid, self.test):
+            h.update(s.users.astype(np.int64).tobytes())
+            h.update(s.items.astype(np.int64).tobytes())
+        return h.hexdigest()
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "source": self.source, "synthetic": self.synthetic,
+            "users": self.num_users, "items": self.num_items,
+            "train": len(self.train), "valid": len(self.valid), "test": len(self.test),
+            "dropped": dict(self.dropped),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# LightGCN text format
+
+
+def _read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Parse ``user item item ...`` lines; a user line with no items is allowed (no rows)."""
+    users: list[int] = []
+    items: list[int] = []
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file") from None
+    if not text.strip():
+        raise DataError(f"{path}: file is empty")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            ids = [int(f) for f in fields]
+        except ValueError:
+            bad = next(f for f in fields if not f.lstrip("-").isdigit())
+            raise DataError(f"{path}:{lineno}: non-numeric id {bad[:40]!r}") from None
+        if min(ids) < 0:
+            raise DataError(f"{path}:{lineno}: negative id {min(ids)}")
+        users.extend([ids[0]] * (len(ids) - 1))
+        items.extend(ids[1:])
+    return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+
+
+def _dedupe(users: np.ndarray, items: np.ndarray, num_items: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Drop repeated (user, item) pairs, keeping the first occurrence and the order."""
+    key = users * (num_items + 1) + items
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    return users[first], items[first], int(users.size - first.size)
+
+
+def load_lightgcn_dir(path: str | Path) -> Interactions:
+    """Load ``train.txt`` (+ ``valid.txt``, ``test.txt`` when present) from a LightGCN folder.
+
+    Ids are taken as given (dense, 0-based); the id space is the training split's. Valid/test
+    rows whose user or item never occurs in train cannot be scored and are dropped and counted.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"{root}: not a directory")
+    train_file = root / "train.txt"
+    if not train_file.is_file():
+        raise DataError(f"{root}: no train.txt (expected LightGCN text format: 'user item item ...')")
+    tu, ti = _read_lightgcn_file(train_file)
+    if tu.size == 0:
+        raise DataError(f"{train_file}: no interactions")
+    num_users, num_items = int(tu.max()) + 1, int(ti.max()) + 1
+    dropped: Counter[str] = Counter()
+    tu, ti, dup = _dedupe(tu, ti, num_items)
+    dropped["train_duplicates"] += dup
+    seen_users = np.zeros(num_users, bool)
+    seen_users[tu] = True
+    seen_items = np.zeros(num_items, bool)
+    seen_items[ti] = True
+    splits = {"train": Split(tu, ti)}
+    for name in ("valid", "test"):
+        f = root / f"{name}.txt"
+        if not f.is_file():
+            splits[name] = Split(np.zeros(0, np.int64), np.zeros(0, np.int64))
+            continue
+        u, i = _read_lightgcn_file(f)
+        known = (u < num_users) & (i < num_items)
+        known[known] &= seen_users[u[known]] & seen_items[i[known]]
+        dropped[f"{name}_unknown_user_or_item"] += int((~known).sum())
+        u, i = u[known], i[known]
+        u, i, dup = _dedupe(u, i, num_items)
+        dropped[f"{name}_duplicates"] += dup
+        splits[name] = Split(u, i)
+    return Interactions(
+        num_users=num_users, num_items=num_items, train=splits["train"], valid=splits["valid"],
+        test=splits["test"], user_ids=[str(u) for u in range(num_users)],
+        item_ids=[str(i) for i in range(num_items)], source=str(root),
+        dropped={k: v for k, v in dropped.items() if v},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV / TSV with arbitrary string ids
+
+
+def load_csv(path: str | Path, *, valid_frac: float = 0.1, test_frac: float = 0.2,
+             split: str = "time", seed: int = 0, sep: str | None = None) -> Interactions:
+    """Load ``user,item[,timestamp]`` rows (header optional) and split per user.
+
+    ``split="time"`` holds out each user's latest interactions (needs the timestamp column);
+    ``split="random"`` holds out a seeded random fraction. Users with fewer than 3 interactions
+    stay entirely in train. Ids are mapped to dense indices in order of first appearance.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    if split not in ("time", "random"):
+        raise DataError(f"unknown split method {split!r}; choose 'time' or 'random'")
+    if not (0 <= valid_frac < 1 and 0 <= test_frac < 1 and valid_frac + test_frac < 1):
+        raise DataError("valid_frac and test_frac must be in [0, 1) and sum to less than 1")
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file") from None
+    if not text.strip():
+        raise DataError(f"{path}: file is empty")
+    if sep is None:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") or "\t" in text.splitlines()[0] else ","
+    rows = list(csv.reader(text.splitlines(), delimiter=sep))
+    start = 0
+    header = [c.strip().lower() for c in rows[0]]
+    if header[:2] == ["user", "item"] or header[:2] == ["user_id", "item_id"]:
+        start = 1
+    width = len(rows[start]) if len(rows) > start else 0
+    if width not in (2, 3):
+        raise DataError(f"{path}:{start + 1}: expected 2 or 3 columns (user, item[, timestamp]), got {width}")
+    if split == "time" and width != 3:
+        raise DataError(f"{path}: split='time' needs a timestamp column; use split='random'")
+    user_index: dict[str, int] = {}
+    item_index: dict[str, int] = {}
+    us: list[int] = []
+    its: list[int] = []
+    ts: list[float] = []
+    for lineno, row in enumerate(rows[start:], start + 1):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != width:
+            raise DataError(f"{path}:{lineno}: expected {width} columns, got {len(row)}")
+        u, i = row[0].strip(), row[1].strip()
+        if not u or not i:
+            raise DataError(f"{path}:{lineno}: empty user or item id")
+        if width == 3:
+            try:
+                ts.append(float(row[2]))
+            except ValueError:
+                raise DataError(f"{path}:{lineno}: non-numeric timestamp {row[2][:40]!r}") from None
+        us.append(user_index.setdefault(u, len(user_index)))
+        its.append(item_index.setdefault(i, len(item_index)))
+    if not us:
+        raise DataError(f"{path}: no interactions")
+    users = np.asarray(us, np.int64)
+    items = np.asarray(its, np.int64)
+    times = np.asarray(ts, np.float64) if ts else np.arange(users.size, dtype=np.float64)
+    num_items = len(item_index)
+    users, items, dup = _dedupe_with(users, items, times, num_items)
+    dropped = {"duplicates": dup[1]} if dup[1] else {}
+    times = dup[0]
+    rng = np.random.default_rng(seed)
+    part = np.zeros(users.size, np.int8)  # 0 train, 1 valid, 2 test
+    order = np.lexsort((times, users)) if split == "time" else np.lexsort((rng.random(users.size), users))
+    bounds = np.flatnonzero(np.diff(users[order])) + 1
+    for group in np.split(order, bounds):
+        n = group.size
+        if n < 3:
+            continue
+        n_test = max(1, int(round(n * test_frac))) if test_frac > 0 else 0
+        n_valid = max(1, int(round(n * valid_frac))) if valid_frac > 0 else 0
+        n_test = min(n_test, n - 1 - n_valid) if n - 1 - n_valid > 0 else 0
+        part[group[n - n_test:]] = 2
+        part[group[n - n_test - n_valid:n - n_test]] = 1
+    # An item that lands only in valid/test cannot be scored: move it to train instead.
+    in_train = np.zeros(num_items, bool)
+    in_train[items[part == 0]] = True
+    moved = (~in_train[items]) & (part > 0)
+    if moved.any():
+        first = {}
+        for idx in np.flatnonzero(moved):
+            first.setdefault(int(items[idx]), idx)
+        part[list(first.values())] = 0
+        dropped["moved_to_train_unseen_item"] = len(first)
+        in_train[items[part == 0]] = True
+        still = (~in_train[items]) & (part > 0)
+        part[still] = 0
+    splits = [Split(users[part == p], items[part == p]) for p in range(3)]
+    return Interactions(
+        num_users=len(user_index), num_items=num_items, train=splits[0], valid=splits[1],
+        test=splits[2], user_ids=list(user_index), item_ids=list(item_index), source=str(path),
+        dropped=dropped,
+    )
+
+
+def _dedupe_with(users: np.ndarray, items: np.ndarray, times: np.ndarray,
+                 num_items: int) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, int]]:
+    key = users * (num_items + 1) + items
+    _, first = np.unique(key, return_index=True)
+    first.sort()
+    return users[first], items[first], (times[first], int(users.size - first.size))
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def load_data(path: str | Path, **csv_options: object) -> Interactions:
+    """Load a LightGCN folder, a synthetic folder, or a CSV/TSV file, by what ``path`` is."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file or directory")
+    if p.is_dir():
+        data = load_lightgcn_dir(p)
+        meta = p / "synthetic.json"
+        if meta.is_file():
+            try:
+                info = json.loads(meta.read_text())
+            except json.JSONDecodeError:
+                raise DataError(f"{meta}: invalid JSON") from None
+            data = Interactions(**{**data.__dict__, "synthetic": True,
+                                   "source": f"synthetic({info.get('seed')}) {p}"})
+        return data
+    return load_csv(p, **csv_options)  # type: ignore[arg-type]
+
+
+def write_lightgcn_dir(data: Interactions, path: str | Path) -> Path:
+    """Write ``data`` in LightGCN text format (used for the synthetic generator's output)."""
+    root = Path(path)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in SPLITS:
+        s = data.split(name)
+        indptr, indices = s.csr(data.num_users)
+        lines = []
+        for u in range(data.num_users):
+            row = indices[indptr[u]:indptr[u + 1]]
+            if row.size:
+                lines.append(" ".join(map(str, [u, *row.tolist()])))
+        (root / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    return root

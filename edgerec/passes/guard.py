@@ -1,0 +1,85 @@
+"""The accuracy guard: measure what the passes cost, and refuse to emit a model that lost too much.
+
+Recall@20 / NDCG@20 are measured on held-out interactions (the validation split) in every
+serving mode the IR has, against the float model in the same mode; top-20 agreement with the
+float model is measured on a sample of users and needs no labels. The guard refuses when the
+relative Recall@20 drop exceeds ``max_recall_drop`` in any mode, or when agreement falls below
+``min_agreement`` (only if the user set one: under rank reduction agreement falls much faster
+than recall, so it is reported but not guarded by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgerec.errors import GuardError
+from edgerec.ir import IR, PassReport
+from edgerec.metrics import topk_agreement, users_with_items
+from edgerec.scoring import evaluate_ir, ir_topk
+
+
+@dataclass(frozen=True)
+class GuardData:
+    """What the guard measures on: held-out interactions and a user sample for agreement."""
+
+    truth: tuple[np.ndarray, np.ndarray]
+    sample_users: np.ndarray
+
+    @staticmethod
+    def from_truth(truth: tuple[np.ndarray, np.ndarray], num_users: int, sample: int = 2000,
+                   seed: int = 0) -> GuardData:
+        rng = np.random.default_rng(seed)
+        users = np.arange(num_users)
+        if users.size > sample:
+            users = np.sort(rng.choice(users, sample, replace=False))
+        return GuardData(truth, users)
+
+
+def measure(ir: IR, reference: IR, data: GuardData, k: int = 20) -> dict[str, float]:
+    """Recall/NDCG@k per mode and top-k agreement with ``reference``, as flat ``mode/metric`` keys."""
+    out: dict[str, float] = {}
+    has_truth = users_with_items(data.truth).size > 0
+    for mode in ir.modes:
+        if has_truth:
+            for key, v in evaluate_ir(ir, data.truth, ks=(k,), mode=mode).items():
+                out[f"{mode}/{key}"] = v
+        out[f"{mode}/agreement@{k}"] = topk_agreement(
+            ir_topk(ir, data.sample_users, k, mode), ir_topk(reference, data.sample_users, k, mode))
+    return out
+
+
+def check(metrics: dict[str, float], reference_metrics: dict[str, float], modes: tuple[str, ...],
+          max_recall_drop: float, min_agreement: float | None, k: int = 20) -> list[str]:
+    """The guard's verdict: a list of violations (empty = pass)."""
+    problems = []
+    for mode in modes:
+        key = f"{mode}/recall@{k}"
+        if key in metrics and reference_metrics.get(key, 0) > 0:
+            drop = 1 - metrics[key] / reference_metrics[key]
+            if drop > max_recall_drop:
+                problems.append(f"{mode} Recall@{k} {metrics[key]:.4f} is {100 * drop:.1f}% below the float "
+                                f"model's {reference_metrics[key]:.4f} (limit {100 * max_recall_drop:.1f}%)")
+        agr = metrics.get(f"{mode}/agreement@{k}")
+        if min_agreement is not None and agr is not None and agr < min_agreement:
+            problems.append(f"{mode} top-{k} agreement {agr:.3f} is below --min-agreement {min_agreement}")
+    return problems
+
+
+def guard(ir: IR, reference: IR, data: GuardData, *, max_recall_drop: float = 0.02,
+          min_agreement: float | None = None, force: bool = False,
+          reference_metrics: dict[str, float] | None = None) -> tuple[IR, PassReport]:
+    """Measure ``ir`` against the float ``reference``; raise :class:`GuardError` on a violation
+    unless ``force`` (then the violation is recorded in the report and the IR's metrics)."""
+    ref = reference_metrics if reference_metrics is not None else measure(reference, reference, data)
+    got = measure(ir, reference, data)
+    problems = check(got, ref, ir.modes, max_recall_drop, min_agreement)
+    if problems and not force:
+        raise GuardError("accuracy guard refused: " + "; ".join(problems) + " (use --force to emit anyway)")
+    report = PassReport(name="guard", params={"max_recall_drop": max_recall_drop,
+                                              "min_agreement": min_agreement, "forced": bool(problems)},
+                        bytes_before=ir.nbytes, bytes_after=ir.nbytes, metrics_before=ref,
+                        metrics_after=got, notes=problems)
+    metrics = {**ir.metrics, "float": ref, "compiled": got, "guard_violations": problems}
+    return ir.with_pass(report, metrics=metrics), report

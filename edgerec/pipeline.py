@@ -1,0 +1,161 @@
+"""The compiler driver: checkpoint -> precompute -> prune -> quantize -> guard -> IR.
+
+Each step is a pass ``IR -> (IR, PassReport)``; this module only decides which passes run with
+which parameters, and implements ``--dims auto``: the smallest width whose compiled model
+(pruned and quantized) stays within the guard's budget.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgerec.checkpoint import Checkpoint
+from edgerec.data import Interactions
+from edgerec.errors import EdgerecError, GuardError
+from edgerec.ir import IR, PassReport
+from edgerec.passes.guard import GuardData, check, guard, measure
+from edgerec.passes.precompute import precompute
+from edgerec.passes.prune import drop_cold_items, energy_dims, prune
+from edgerec.passes.quantize import quantize
+
+
+@dataclass
+class CompileOptions:
+    modes: tuple[str, ...] = ("lookup", "history")
+    dims: int | str | None = "auto"   # int, "auto", or None (keep the full width)
+    energy: float | None = None
+    method: str = "svd"
+    quantize: str = "int8"
+    max_recall_drop: float = 0.02
+    min_agreement: float | None = None
+    force: bool = False
+    min_item_count: int = 0
+    guard_sample: int = 2000
+
+
+@dataclass
+class CompileResult:
+    ir: IR
+    reports: list[PassReport] = field(default_factory=list)
+    search: list[dict[str, float]] = field(default_factory=list)
+
+
+def _candidate_widths(d: int) -> list[int]:
+    cands = {d, 3 * d // 4, d // 2, 3 * d // 8, d // 4, 3 * d // 16, d // 8}
+    return sorted(w for w in cands if w >= 4 or w == d)
+
+
+def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interactions | None = None,
+                       log: Callable[[str], None] = lambda _m: None) -> CompileResult:
+    """Run the passes on ``ckpt``. Guard metrics use ``data.valid`` (default: the checkpoint's)."""
+    source = data if data is not None else ckpt.data
+    if source.num_users != ckpt.data.num_users or source.num_items != ckpt.data.num_items:
+        raise EdgerecError(f"--data has {source.num_users} users and {source.num_items} items; "
+                           f"the checkpoint was trained on {ckpt.data.num_users} and {ckpt.data.num_items}")
+    if options.dims is not None and options.energy is not None:
+        raise EdgerecError("give either --dims or --energy, not both")
+    reports: list[PassReport] = []
+    ir, rep = precompute(ckpt, options.modes)
+    reports.append(rep)
+    log(f"precompute: {ir.num_users} users, {ir.num_items} items, dim {ir.dim}")
+    if options.min_item_count > 0:
+        counts = np.bincount(ckpt.data.train.items, minlength=ckpt.data.num_items)
+        ir, rep = drop_cold_items(ir, options.min_item_count, counts)
+        reports.append(rep)
+    reference = ir
+    truth = source.valid.csr(source.num_users)
+    if options.min_item_count > 0:
+        truth = _remap_truth(truth, ckpt.data.item_ids, ir.item_ids)
+    gdata = GuardData.from_truth(truth, ir.num_users, options.guard_sample)
+    ref_metrics = measure(reference, reference, gdata)
+    search: list[dict[str, float]] = []
+
+    def build(width: int | None) -> IR:
+        out = reference
+        if width is not None and width < reference.dim:
+            out, r = prune(out, width, options.method)
+        if options.quantize != "none":
+            out, r = quantize(out, options.quantize)
+        return out
+
+    width: int | None
+    if options.energy is not None:
+        width = energy_dims(reference, options.energy)
+        log(f"--energy {options.energy}: {width} dims")
+    elif options.dims == "auto":
+        width = _search_width(reference, build, gdata, ref_metrics, options, search, log)
+    elif options.dims is None:
+        width = None
+    else:
+        width = int(options.dims)
+    reports[-1] = dataclasses.replace(reports[-1], metrics_after=ref_metrics)
+    prev = ref_metrics
+    if width is not None and width < reference.dim:
+        ir, rep = prune(reference, width, options.method)
+        ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
+        reports.append(rep)
+    if options.quantize != "none":
+        ir, rep = quantize(ir, options.quantize)
+        ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
+        reports.append(rep)
+    ir, rep = guard(ir, reference, gdata, max_recall_drop=options.max_recall_drop,
+                    min_agreement=options.min_agreement, force=options.force,
+                    reference_metrics=ref_metrics)
+    reports.append(rep)
+    if search:
+        ir = ir.replace(metrics={**ir.metrics, "dims_search": search})
+    return CompileResult(ir, reports, search)
+
+
+def _measured(ir: IR, rep: PassReport, reference: IR, gdata: GuardData,
+              before: dict[str, float]) -> tuple[IR, PassReport, dict[str, float]]:
+    """Attach before/after metrics to the pass just run (in the report and the IR's pass log)."""
+    after = measure(ir, reference, gdata)
+    rep = dataclasses.replace(rep, metrics_before=before, metrics_after=after)
+    return ir.replace(passes=(*ir.passes[:-1], rep.to_json())), rep, after
+
+
+def _search_width(reference: IR, build: Callable[[int | None], IR], gdata: GuardData,
+                  ref_metrics: dict[str, float], options: CompileOptions,
+                  search: list[dict[str, float]], log: Callable[[str], None]) -> int:
+    """Binary search over candidate widths for the smallest one the guard accepts."""
+    cands = _candidate_widths(reference.dim)
+    lo, hi = 0, len(cands) - 1
+    best = None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        w = cands[mid]
+        m = measure(build(w), reference, gdata)
+        ok = not check(m, ref_metrics, reference.modes, options.max_recall_drop, options.min_agreement)
+        search.append({"dims": w, "accepted": ok, **m})
+        log(f"--dims auto: {w} dims -> " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()) +
+            (" (within budget)" if ok else " (over budget)"))
+        if ok:
+            best, hi = w, mid - 1
+        else:
+            lo = mid + 1
+    if best is None:
+        if options.force:
+            return reference.dim
+        raise GuardError(f"accuracy guard refused: even {reference.dim} dims with {options.quantize} lose more "
+                         f"than {100 * options.max_recall_drop:.1f}% Recall@20 (use --quantize none or --force)")
+    log(f"--dims auto chose {best} dims: the smallest candidate within the guard's budget "
+        f"(tried {sorted({int(s['dims']) for s in search})})")
+    return best
+
+
+def _remap_truth(truth: tuple[np.ndarray, np.ndarray], old_ids: list[str],
+                 new_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    pos = {i: n for n, i in enumerate(new_ids)}
+    remap = np.array([pos.get(i, -1) for i in old_ids], np.int64)
+    indptr, indices = truth
+    new = remap[indices]
+    keep = new >= 0
+    counts = np.array([keep[indptr[u]:indptr[u + 1]].sum() for u in range(indptr.size - 1)], np.int64)
+    out = np.zeros_like(indptr)
+    np.cumsum(counts, out=out[1:])
+    return out, new[keep].astype(np.int32)
