@@ -1,9 +1,11 @@
 """Interaction data: loaders for the LightGCN text format and CSV/TSV, validated line by line.
 
 Every split is stored as two aligned int64 arrays (user index, item index) over one dense id
-space defined by the training split. Whatever a loader drops (duplicates, valid/test rows whose
-user or item never appears in train) is counted in ``Interactions.dropped`` and reported, never
-silent; whatever it cannot read is a :class:`~edgerec.errors.DataError` naming file and line.
+space. Whatever a loader drops (duplicate interactions) is counted in ``Interactions.dropped``;
+valid/test interactions of users or items that never occur in train are kept (the published
+protocol ranks the whole catalogue and counts them as misses) and counted in
+``Interactions.cold``. Whatever a loader cannot read is a :class:`~edgerec.errors.DataError`
+naming file and line.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class Interactions:
     source: str
     synthetic: bool = False
     dropped: dict[str, int] = field(default_factory=dict)
+    cold: dict[str, int] = field(default_factory=dict)
 
     def split(self, name: str) -> Split:
         if name not in SPLITS:
@@ -75,7 +78,7 @@ class Interactions:
             "source": self.source, "synthetic": self.synthetic,
             "users": self.num_users, "items": self.num_items,
             "train": len(self.train), "valid": len(self.valid), "test": len(self.test),
-            "dropped": dict(self.dropped),
+            "dropped": dict(self.dropped), "cold": dict(self.cold),
         }
 
 
@@ -120,8 +123,8 @@ def _dedupe(users: np.ndarray, items: np.ndarray, num_items: int) -> tuple[np.nd
 def load_lightgcn_dir(path: str | Path) -> Interactions:
     """Load ``train.txt`` (+ ``valid.txt``, ``test.txt`` when present) from a LightGCN folder.
 
-    Ids are taken as given (dense, 0-based); the id space is the training split's. Valid/test
-    rows whose user or item never occurs in train cannot be scored and are dropped and counted.
+    Ids are taken as given (dense, 0-based) over all three files. Valid/test interactions whose
+    user or item never occurs in train are kept and counted in ``cold``.
     """
     root = Path(path)
     if not root.is_dir():
@@ -132,33 +135,33 @@ def load_lightgcn_dir(path: str | Path) -> Interactions:
     tu, ti = _read_lightgcn_file(train_file)
     if tu.size == 0:
         raise DataError(f"{train_file}: no interactions")
-    num_users, num_items = int(tu.max()) + 1, int(ti.max()) + 1
-    dropped: Counter[str] = Counter()
-    tu, ti, dup = _dedupe(tu, ti, num_items)
-    dropped["train_duplicates"] += dup
-    seen_users = np.zeros(num_users, bool)
-    seen_users[tu] = True
-    seen_items = np.zeros(num_items, bool)
-    seen_items[ti] = True
-    splits = {"train": Split(tu, ti)}
+    raw = {"train": (tu, ti)}
     for name in ("valid", "test"):
         f = root / f"{name}.txt"
-        if not f.is_file():
-            splits[name] = Split(np.zeros(0, np.int64), np.zeros(0, np.int64))
-            continue
-        u, i = _read_lightgcn_file(f)
-        known = (u < num_users) & (i < num_items)
-        known[known] &= seen_users[u[known]] & seen_items[i[known]]
-        dropped[f"{name}_unknown_user_or_item"] += int((~known).sum())
-        u, i = u[known], i[known]
+        raw[name] = _read_lightgcn_file(f) if f.is_file() else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    # Ids are dense over the three files (as in the reference LightGCN loader): the catalogue
+    # includes items that only occur in valid/test, and they count in Recall's denominator.
+    num_users = max(int(u.max()) + 1 for u, _ in raw.values() if u.size)
+    num_items = max(int(i.max()) + 1 for _, i in raw.values() if i.size)
+    dropped: Counter[str] = Counter()
+    cold: Counter[str] = Counter()
+    in_train_u = np.zeros(num_users, bool)
+    in_train_u[tu] = True
+    in_train_i = np.zeros(num_items, bool)
+    in_train_i[ti] = True
+    splits = {}
+    for name, (u, i) in raw.items():
         u, i, dup = _dedupe(u, i, num_items)
         dropped[f"{name}_duplicates"] += dup
+        if name != "train":
+            cold[f"{name}_interactions_of_items_not_in_train"] += int((~in_train_i[i]).sum())
+            cold[f"{name}_interactions_of_users_not_in_train"] += int((~in_train_u[u]).sum())
         splits[name] = Split(u, i)
     return Interactions(
         num_users=num_users, num_items=num_items, train=splits["train"], valid=splits["valid"],
         test=splits["test"], user_ids=[str(u) for u in range(num_users)],
         item_ids=[str(i) for i in range(num_items)], source=str(root),
-        dropped={k: v for k, v in dropped.items() if v},
+        dropped={k: v for k, v in dropped.items() if v}, cold={k: v for k, v in cold.items() if v},
     )
 
 
@@ -192,8 +195,9 @@ def load_csv(path: str | Path, *, valid_frac: float = 0.1, test_frac: float = 0.
     rows = list(csv.reader(text.splitlines(), delimiter=sep))
     start = 0
     header = [c.strip().lower() for c in rows[0]]
-    if header[:2] == ["user", "item"] or header[:2] == ["user_id", "item_id"]:
-        start = 1
+    if header[:2] in (["user", "item"], ["user_id", "item_id"]) or (
+            len(header) == 3 and not _is_number(header[2])):
+        start = 1  # a header row: named columns, or a non-numeric timestamp column
     width = len(rows[start]) if len(rows) > start else 0
     if width not in (2, 3):
         raise DataError(f"{path}:{start + 1}: expected 2 or 3 columns (user, item[, timestamp]), got {width}")
@@ -260,6 +264,14 @@ def load_csv(path: str | Path, *, valid_frac: float = 0.1, test_frac: float = 0.
         test=splits[2], user_ids=list(user_index), item_ids=list(item_index), source=str(path),
         dropped=dropped,
     )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _dedupe_with(users: np.ndarray, items: np.ndarray, times: np.ndarray,

@@ -15,6 +15,7 @@ once instead of on every forward pass, and the sparse-dense product is PyG's fas
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -39,8 +40,10 @@ def normalized_adjacency(users: np.ndarray, items: np.ndarray, num_users: int,
     dinv = deg.pow(-0.5)
     dinv[torch.isinf(dinv)] = 0
     w = dinv[row] * dinv[col]
-    coo = torch.sparse_coo_tensor(torch.stack([row, col]), w, (n, n)).coalesce()
-    return coo.to_sparse_csr()
+    coo = torch.sparse_coo_tensor(torch.stack([row, col]), w, (n, n), check_invariants=True).coalesce()
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": it is what PyG's spmm uses
+        warnings.simplefilter("ignore", UserWarning)
+        return coo.to_sparse_csr()
 
 
 def degrees(users: np.ndarray, items: np.ndarray, num_users: int, num_items: int) -> tuple[np.ndarray, np.ndarray]:

@@ -134,7 +134,7 @@ def train(data: Interactions, config: TrainConfig,
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * idx.size
+            total += float(loss.detach()) * idx.size
         row: dict[str, float] = {"epoch": epoch, "loss": total / n,
                                  "seconds": time.perf_counter() - start}
         out_of_time = (config.max_minutes is not None
