@@ -407,13 +407,15 @@ def _primary(row: Mapping[str, Any], field: str) -> tuple[str | None, Any]:
 
 
 def plot_report(report: Mapping[str, Any], path: Path) -> Path:
-    """Recall@20 against file size and against p50 latency, one labelled point per row."""
+    """Recall@20 against file size and against p50 latency: one colour per row, one legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
+    devices = {r.get("device") for r in report["rows"]}
     for n, row in enumerate(report["rows"]):
         if row.get("error"):
             continue
@@ -421,28 +423,38 @@ def plot_report(report: Mapping[str, Any], path: Path) -> Path:
         recall = (acc or {}).get("recall@20")
         if recall is None:
             continue
-        label = f"{row['name']} ({row['device']})" if row.get("device") else row["name"]
-        marker = "s" if row["kind"] == "baseline" else "o"
+        label = row["name"] + (f" @ {row['device']}" if len(devices) > 1 and row.get("device")
+                               else "") + f" [{mode}]"
+        style = {"marker": "s" if row["kind"] == "baseline" else "o", "color": f"C{n % 10}",
+                 "label": label, "s": 50, "alpha": 0.85}
         lat = (row.get("latency_ms") or {}).get(mode) or _primary(row, "latency_ms")[1]
-        for ax, x in ((axes[0], row.get("file_bytes")), (axes[1], lat and lat["p50"])):
-            if not x:
-                continue
-            x = x / (1 << 20) if ax is axes[0] else x
-            ax.scatter([x], [recall], marker=marker, color=f"C{n % 10}")
-            ax.annotate(f"{label} [{mode[0]}]", (x, recall), textcoords="offset points",
-                        xytext=(4, 4), fontsize=8)
-    for ax, xl in ((axes[0], "model file size (MB, log)"), (axes[1], "p50 latency, batch 1 (ms, log)")):
+        if row.get("file_bytes"):
+            axes[0].scatter([row["file_bytes"] / (1 << 20)], [recall], **style)
+        if lat:
+            axes[1].scatter([lat["p50"]], [recall], **style)
+    for ax, xl in ((axes[0], "model file size (MB, log)"),
+                   (axes[1], "p50 latency, batch 1 (ms, log)")):
         ax.set_xlabel(xl)
         ax.set_ylabel("Recall@20")
         ax.grid(True, which="both", alpha=0.3)
         if ax.collections:
             ax.set_xscale("log")
-            ax.margins(x=0.3, y=0.1)
+            ax.margins(x=0.15, y=0.1)
+            for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+                axis(ticker.FormatStrFormatter("%g"))
         else:
             ax.text(0.5, 0.5, "no accuracy data (no eval file)", ha="center",
                     transform=ax.transAxes)
     axes[0].set_title("Accuracy vs size")
     axes[1].set_title("Accuracy vs latency")
+    handles, labels = axes[1].get_legend_handles_labels()
+    if not handles:
+        handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(3, len(handles)), fontsize=8,
+                   frameon=False)
+    rows = -(-len(handles) // 3) if handles else 0
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * rows, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

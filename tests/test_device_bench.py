@@ -1,0 +1,333 @@
+"""device_bench end to end on a small exported artifact, plus the eval file and the merging side."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device_bench import evalfile
+from device_bench.measure import latency_summary, measure_calls
+from device_bench.report import ACCURACY_KEYS, ReportError, validate_report
+from tests.factories import make_ir
+
+REQ = ["--requests", "50", "--warmup", "5", "--batch", "8"]
+LATENCY = ("count", "mean_ms", "std_ms", "min_ms", "p5_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+def float_reference(ir, users: range) -> list[dict]:
+    """Held-out records whose test items are the float model's own top-5 (so recall@10 = 1).
+
+    History mode: ``e = n^-1/2 * sum(H_i)`` over the history, history items excluded; lookup:
+    the user's final embedding, seen items excluded (docs/architecture.md).
+    """
+    item = ir.tables["item"].dequantize()
+    hist_t = ir.tables["history_item"].dequantize()
+    user_t = ir.tables["user"].dequantize()
+    out = []
+    for u in users:
+        seen = ir.seen(u)
+        e_h = hist_t[seen].sum(0) / np.sqrt(len(seen))
+        ranked = {}
+        for mode, e in (("history", e_h), ("lookup", user_t[u])):
+            s = item @ e
+            s[seen] = -np.inf
+            ranked[mode] = [ir.item_ids[i] for i in np.argsort(-s, kind="stable")[:20]]
+        out.append({"user": ir.user_ids[u], "history": [ir.item_ids[i] for i in seen],
+                    "test": ranked["history"][:5], "reference": ranked})
+    return out
+
+
+def make_artifact(root: Path, target: str = "numpy", *, seed: int = 0,
+                  embed_eval: bool = False) -> tuple[Path, Path]:
+    """A float32 artifact exported by the real exporter, and an eval file for it (also inside
+    the artifact as ``eval.json`` when ``embed_eval``)."""
+    from exporters import export_ir
+
+    ir = make_ir(num_users=40, num_items=150, dim=8, seed=seed, string_ids=True)
+    art = root / f"art-{target}"
+    records = float_reference(ir, range(12))
+    extra = {"eval.json": evalfile.encode_eval(records, k=20, item_ids=ir.item_ids,
+                                               user_ids=ir.user_ids)} if embed_eval else None
+    export_ir(ir, art, target, k=20, history_capacity=16, extra_files=extra)
+    ev = evalfile.write_eval(root / f"eval-{target}.json", records, k=20, item_ids=ir.item_ids,
+                             user_ids=ir.user_ids)
+    return art, ev
+
+
+def device_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "device_bench", *args], capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def numpy_artifact(tmp_path_factory) -> tuple[Path, Path]:
+    return make_artifact(tmp_path_factory.mktemp("art"), "numpy")
+
+
+@pytest.fixture(scope="module")
+def numpy_report(numpy_artifact, tmp_path_factory) -> dict:
+    art, ev = numpy_artifact
+    out = tmp_path_factory.mktemp("rep") / "report.json"
+    proc = device_bench(str(art), "--eval", str(ev), *REQ, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())
+
+
+def check_number(v, lo=0.0, hi=None, integer=False):
+    assert isinstance(v, int if integer else (int, float)) and not isinstance(v, bool), v
+    assert v >= lo and (hi is None or v <= hi), v
+
+
+def test_report_is_complete(numpy_report, numpy_artifact):
+    validate_report(numpy_report)
+    m = numpy_report["machine"]
+    for key in ("hostname", "cpu", "os", "python", "numpy"):
+        assert isinstance(m[key], str) and m[key]
+    check_number(m["cores"], lo=1, integer=True)
+    assert numpy_report["settings"]["requests"] == 50
+    (t,) = numpy_report["targets"]
+    assert t["error"] is None
+    art = t["artifact"]
+    assert art["path"] == str(numpy_artifact[0].resolve())
+    assert art["target"] == "numpy" and art["modes"] == ["history", "lookup"]
+    assert art["quantization"]["weights"] == "float32"
+    files = sum(p.stat().st_size for p in numpy_artifact[0].rglob("*") if p.is_file())
+    assert art["artifact_bytes"] == files
+    assert 0 < art["model_bytes"] < files and art["model_bytes"] == sum(art["model_files"].values())
+    assert t["backend"] == "reference" and t["interpreter"]["module"] is None
+    check_number(t["init_ms"])
+    mem = t["memory"]
+    for key in ("peak_rss_bytes", "peak_rss_after_load_bytes", "baseline_peak_rss_bytes",
+                "rss_after_load_bytes"):
+        check_number(mem[key], lo=1 << 20, integer=True)
+    assert mem["peak_rss_bytes"] >= mem["peak_rss_after_load_bytes"]
+    assert mem["peak_rss_increase_bytes"] == mem["peak_rss_bytes"] - mem["baseline_peak_rss_bytes"]
+    assert numpy_report["baselines"]["none"]["peak_rss_bytes"] == mem["baseline_peak_rss_bytes"]
+    check_number(mem["peak_rss_over_preload_bytes"], integer=True)
+    for mode in ("history", "lookup"):
+        pm = t["modes"][mode]
+        check_number(pm["first_ms"])
+        assert pm["warmup"]["count"] == 5
+        check_number(pm["warmup"]["mean_ms"])
+        lat = pm["latency"]
+        assert set(LATENCY) <= set(lat) and lat["count"] == 50
+        vals = [lat[k] for k in ("min_ms", "p5_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")]
+        assert vals == sorted(vals) and vals[0] > 0
+        assert lat["min_ms"] <= lat["mean_ms"] <= lat["max_ms"]
+        tp = pm["throughput"]
+        assert tp["batch"] == 8 and tp["batches"] == 7
+        check_number(tp["recs_per_s"], lo=1)
+    assert t["modes"]["lookup"]["throughput"]["method"] == "recommend_many"
+    assert t["modes"]["history"]["throughput"]["method"] == "loop"
+    check_number(t["modes"]["history"]["history_length_mean"], lo=1, hi=16)
+
+
+def test_accuracy_matches_float_reference(numpy_report):
+    """A float32 numpy artifact reproduces the float top-20, so the metrics are known exactly."""
+    acc = numpy_report["targets"][0]["accuracy"]
+    assert numpy_report["targets"][0]["accuracy_reason"] is None
+    assert acc["source"] == "file" and acc["records"] == 12
+    h, lk = acc["modes"]["history"], acc["modes"]["lookup"]
+    assert h["users"] == lk["users"] == 12 and h["skipped"] == {}
+    for key in ACCURACY_KEYS:
+        check_number(h[key], hi=1.0)
+        check_number(lk[key], hi=1.0)
+    # test items = the float history-mode top-5: all found, in order.
+    assert h["recall@10"] == h["recall@20"] == 1.0
+    assert h["ndcg@10"] == pytest.approx(1.0)
+    assert h["agreement@20"] >= 0.95 and lk["agreement@20"] >= 0.95
+    # lookup ranks with the full user embedding, so it finds fewer of the history-mode items.
+    assert lk["recall@20"] < 1.0
+
+
+def test_interpreter_target_gets_its_own_baseline(numpy_artifact, tmp_path):
+    """An ONNX artifact runs on onnxruntime; its memory is measured against an onnxruntime-only
+    baseline process, the numpy artifact's against a numpy-only one."""
+    art, _ = make_artifact(tmp_path, "onnx", embed_eval=True)
+    out = tmp_path / "r.json"
+    proc = device_bench(str(art), str(numpy_artifact[0]), "--requests", "20",
+                        "--warmup", "2", "--batch", "4", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(out.read_text())
+    validate_report(rep)
+    onnx_t, np_t = rep["targets"]
+    assert onnx_t["backend"] == "onnx" and onnx_t["interpreter"]["module"] == "onnxruntime"
+    assert onnx_t["interpreter"]["version"] == rep["machine"]["interpreters"]["onnxruntime"]
+    assert set(rep["baselines"]) == {"onnxruntime", "none"}
+    assert rep["baselines"]["onnxruntime"]["peak_rss_bytes"] > rep["baselines"]["none"]["peak_rss_bytes"]
+    assert onnx_t["memory"]["baseline"] == "onnxruntime" and np_t["memory"]["baseline"] == "none"
+    assert (onnx_t["memory"]["peak_rss_increase_bytes"] == onnx_t["memory"]["peak_rss_bytes"]
+            - rep["baselines"]["onnxruntime"]["peak_rss_bytes"])
+    assert {f.rsplit(".", 1)[-1] for f in onnx_t["artifact"]["model_files"]} == {"onnx"}
+    assert onnx_t["accuracy"]["source"] == "artifact"
+    assert onnx_t["accuracy"]["file"] == str(art.resolve() / "eval.json")
+    for mode in ("history", "lookup"):
+        assert onnx_t["accuracy"]["modes"][mode]["agreement@20"] >= 0.95
+    assert np_t["accuracy"] is None and "none given" in np_t["accuracy_reason"]
+
+
+def test_no_eval_file_gives_null_accuracy_with_reason(numpy_artifact, tmp_path):
+    out = tmp_path / "r.json"
+    proc = device_bench(str(numpy_artifact[0]), "--requests", "5", "--warmup", "0",
+                        "--batch", "2", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    (t,) = json.loads(out.read_text())["targets"]
+    assert t["accuracy"] is None and "no evaluation file" in t["accuracy_reason"]
+
+
+def test_bad_inputs_are_one_line_errors(numpy_artifact, tmp_path):
+    proc = device_bench(str(tmp_path / "missing"), "--out", str(tmp_path / "r.json"))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "not an artifact directory" in proc.stderr and not (tmp_path / "r.json").exists()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "edgerec-eval"}')
+    proc = device_bench(str(numpy_artifact[0]), "--eval", str(bad), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "format_version" in proc.stderr
+    proc = device_bench(str(numpy_artifact[0]), "--requests", "0", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "--requests" in proc.stderr
+
+
+def test_corrupt_artifact_is_reported_not_crashed(numpy_artifact, tmp_path):
+    """A target the runtime refuses gets an error entry; the other targets are still measured."""
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(numpy_artifact[0], broken)
+    with open(broken / "items.json", "a") as f:
+        f.write(" ")
+    out = tmp_path / "r.json"
+    proc = device_bench(str(broken), str(numpy_artifact[0]), "--requests", "5", "--warmup", "0",
+                        "--batch", "2", "--out", str(out))
+    assert proc.returncode == 1
+    rep = json.loads(out.read_text())
+    validate_report(rep)
+    bad, good = rep["targets"]
+    assert "Checksum" in bad["error"] or "sha" in bad["error"].lower()
+    assert good["error"] is None and good["modes"]["lookup"]["latency"]["count"] == 5
+
+
+def test_validate_report_names_the_field(numpy_report):
+    rep = json.loads(json.dumps(numpy_report))
+    del rep["targets"][0]["modes"]["lookup"]["latency"]["p95_ms"]
+    with pytest.raises(ReportError, match=r"targets\[0\]\.modes\.lookup\.latency\.p95_ms"):
+        validate_report(rep)
+    rep = json.loads(json.dumps(numpy_report))
+    rep["targets"][0]["accuracy"]["modes"]["history"]["recall@20"] = 1.5
+    with pytest.raises(ReportError, match="recall@20"):
+        validate_report(rep)
+
+
+# ----------------------------------------------------------------------------- eval file
+
+
+def test_eval_roundtrip_and_validation(tmp_path):
+    recs = [{"user": "u1", "history": ["a", "b"], "test": ["c"], "reference": {"history": ["c"]}},
+            {"user": None, "history": [3, 4], "test": [5, 6]}]
+    p = evalfile.write_eval(tmp_path / "e.json", recs, k=20, source={"split": "last-1"})
+    ev = evalfile.read_eval(p)
+    assert ev.k == 20 and ev.source == {"split": "last-1"} and len(ev.records) == 2
+    assert ev.records[0].history == ("a", "b") and ev.records[1].user is None
+    assert ev.records[0].reference == {"history": ("c",)}
+    with pytest.raises(evalfile.EvalFileError, match="already exists"):
+        evalfile.write_eval(p, recs)
+    cases = [
+        ([{"user": "u", "history": [], "test": ["x", "x"]}], "duplicate"),
+        ([{"user": "u", "history": [], "test": []}], "at least one"),
+        ([{"user": None, "history": [], "test": ["x"]}], "user id or a non-empty history"),
+        ([{"user": "u", "test": ["x"], "reference": {"lookup": list(range(21))}}], "more than k"),
+        ([{"user": "u", "test": ["x"], "reference": {"other": []}}], "unknown mode"),
+        ([{"user": True, "test": ["x"]}], "user"),
+        ([{"user": "u", "test": ["x"], "extra": 1}], "unknown keys"),
+    ]
+    for records, msg in cases:
+        with pytest.raises(evalfile.EvalFileError, match=msg):
+            evalfile.write_eval(tmp_path / "x.json", records)
+    assert not (tmp_path / "x.json").exists()
+    with pytest.raises(evalfile.EvalFileError, match="unknown item id 'zz'"):
+        evalfile.write_eval(tmp_path / "x.json", [{"user": "u", "history": ["zz"], "test": ["a"]}],
+                            item_ids=["a", "b"])
+    with pytest.raises(evalfile.EvalFileError, match="unknown user id"):
+        evalfile.write_eval(tmp_path / "x.json", [{"user": "q", "test": ["a"]}], user_ids=["u"])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(evalfile.EvalFileError, match="bad.json: not a readable JSON"):
+        evalfile.read_eval(tmp_path / "bad.json")
+
+
+def test_recall_ndcg_agreement_by_hand():
+    r, n = evalfile.recall_ndcg(["a", "x", "b"], ["a", "b", "c", "d"], 2)
+    assert r == 0.25 and n == pytest.approx(1.0 / (1.0 + 1 / np.log2(3)))
+    assert evalfile.recall_ndcg(["a", "b"], ["b", "a"], 10) == (1.0, pytest.approx(1.0))
+    assert evalfile.agreement(["a", "b", "c"], ["c", "d"], 20) == 0.5
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def test_latency_summary_and_measure_calls():
+    s = latency_summary([int(x * 1e6) for x in range(1, 101)])
+    assert s["count"] == 100 and s["p50_ms"] == pytest.approx(50.5) and s["max_ms"] == 100
+    assert s["p5_ms"] < s["p95_ms"] < s["p99_ms"]
+    seen = []
+    m = measure_calls(seen.append, requests=7, warmup=3)
+    assert seen == list(range(11)) and m["latency"]["count"] == 7 and m["warmup"]["count"] == 3
+    with pytest.raises(ValueError):
+        latency_summary([])
+
+
+def test_measure_callable_accepts_index_or_nothing():
+    from edgerec.bench import BenchError, measure_callable
+
+    calls = []
+    assert measure_callable(lambda: calls.append(1), 4, 2)["latency"]["count"] == 4
+    assert len(calls) == 7
+    idx = []
+    measure_callable(idx.append, 3, 0)
+    assert idx == [0, 1, 2, 3]
+    with pytest.raises(BenchError):
+        measure_callable(lambda: None, 0, 0)
+
+
+# ----------------------------------------------------------------------------- workstation side
+
+
+def test_run_bench_local_writes_report_md_png(numpy_artifact, tmp_path):
+    from edgerec.bench import BenchError, measure_callable, run_bench
+
+    base = {"name": "pyg-full-graph", "device": "workstation", "target": "pytorch",
+            "file_bytes": 123456, "init_ms": 900.0, "peak_rss_increase_bytes": 300 << 20,
+            "modes": {"history": measure_callable(lambda: sum(range(100)), 20, 2)},
+            "throughput_recs_per_s": {"history": 1000.0},
+            "accuracy": {"history": {"recall@20": 1.0, "ndcg@20": 1.0, "agreement@20": 1.0}}}
+    art, ev = numpy_artifact
+    rep = run_bench([art], tmp_path / "rep", ssh=None, identity=None, remote_python="python3",
+                    requests=20, batch=4, threads=1, baselines=[base], warmup=2, eval_file=ev)
+    for name in ("report.json", "report.md", "report.png"):
+        assert (tmp_path / "rep" / name).stat().st_size > 0
+    assert json.loads((tmp_path / "rep" / "report.json").read_text()) == rep
+    assert (tmp_path / "rep" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (run,) = rep["runs"]
+    assert run["via"] == "local" and run["device"] == run["report"]["machine"]["hostname"]
+    validate_report(run["report"])
+    art_row, base_row = rep["rows"]
+    assert art_row["kind"] == "artifact" and art_row["target"] == "numpy"
+    assert art_row["accuracy"]["history"]["recall@20"] == 1.0
+    assert set(art_row["latency_ms"]) == {"history", "lookup"}
+    assert base_row["kind"] == "baseline" and base_row["latency_ms"]["history"]["p50"] > 0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    header = next(ln for ln in md.splitlines() if ln.startswith("| device"))
+    for col in ("target", "quantization", "modes", "file size", "init ms", "peak RSS",
+                "p50/p95/p99", "throughput", "recall@20", "ndcg@20", "agreement@20"):
+        assert col in header
+    assert "pyg-full-graph (baseline)" in md and f"| {run['device']} | {art.name} (numpy)" in md
+    with pytest.raises(BenchError, match="unknown keys"):
+        run_bench([art], tmp_path / "x", baselines=[{"name": "b", "lat": 1}], requests=5)
+    with pytest.raises(BenchError, match="not an artifact"):
+        run_bench([tmp_path], tmp_path / "x", requests=5)
+    with pytest.raises(BenchError, match="user@host"):
+        run_bench([art], tmp_path / "x", ssh="a@b@c", requests=5)
+    assert not (tmp_path / "x").exists()
