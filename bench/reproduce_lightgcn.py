@@ -43,11 +43,12 @@ def main() -> None:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                       eval_every=args.eval_every, patience=args.patience, max_minutes=args.max_minutes)
     args.out.mkdir(parents=True, exist_ok=True)
-    log = open(args.out / "train_log.jsonl", "w")
+    log_file = args.out / "train_log.jsonl"
+    log_file.write_text("")
 
     def progress(row: dict[str, float]) -> None:
-        log.write(json.dumps(row) + "\n")
-        log.flush()
+        with log_file.open("a") as log:
+            log.write(json.dumps(row) + "\n")
 
     t0 = time.perf_counter()
     result = train(data, cfg, progress)
