@@ -71,7 +71,12 @@ def synth(out: Path, users: int, items: int, communities: int, seed: int) -> Non
 @cli.command()
 @click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
               help="LightGCN folder (train/valid/test.txt) or a CSV/TSV of user,item[,timestamp].")
-@click.option("--model", default="lightgcn", type=click.Choice(["lightgcn"]), show_default=True)
+@click.option("--model", default="lightgcn", type=click.Choice(["lightgcn", "sage", "gat", "gcn"]),
+              show_default=True)
+@click.option("--head", default="dot", type=click.Choice(["dot", "mlp"]), show_default=True,
+              help="sage/gat/gcn: score with a dot product or an MLP over [user, item].")
+@click.option("--features", "features_path", type=click.Path(path_type=Path), default=None,
+              help="sage/gat/gcn: CSV 'kind,id,f1,...' (kind user|item) appended to the input embeddings.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory.")
 @click.option("--dim", default=64, show_default=True)
 @click.option("--layers", default=3, show_default=True)
@@ -87,7 +92,8 @@ def synth(out: Path, users: int, items: int, communities: int, seed: int) -> Non
 @click.option("--split", type=click.Choice(["time", "random"]), default="time", show_default=True,
               help="For CSV input: how valid/test are held out.")
 @click.option("--overwrite", is_flag=True)
-def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, **kw: Any) -> None:
+def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, head: str,
+          features_path: Path | None, **kw: Any) -> None:
     """Train a reference recommender with BPR; early stopping on valid NDCG@20."""
     from tqdm import tqdm
 
@@ -101,7 +107,14 @@ def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, *
         raise CheckpointError(f"{out} exists (use --overwrite to replace it)")
     data = load_data(data_path, split=split) if data_path.is_file() else load_data(data_path)
     click.echo(f"data: {json.dumps(data.summary())}", err=True)
-    cfg = TrainConfig(model=model, **kw)
+    if model == "lightgcn" and (head != "dot" or features_path is not None):
+        raise click.UsageError("--head mlp and --features need --model sage, gat or gcn")
+    features = None
+    if features_path is not None:
+        from edgerec.gnn import load_features
+
+        features = load_features(features_path, data.user_ids, data.item_ids)
+    cfg = TrainConfig(model=model, head=head, **kw)
     bar = tqdm(total=cfg.epochs, desc="train", unit="epoch", file=sys.stderr)
     shown: dict[str, str] = {}
 
@@ -113,7 +126,7 @@ def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, *
         bar.set_postfix(shown)
         bar.update(1)
 
-    result = run_train(data, cfg, progress)
+    result = run_train(data, cfg, progress, features=features)
     bar.close()
     conf = result.checkpoint_config()
     if len(data.test):
@@ -176,7 +189,9 @@ def _compile_options(f: Any) -> Any:
 
 def _run_compile(source: Path, data_path: Path | None, mode: str, dims: str, energy: float | None,
                  prune_method: str, min_item_count: int, max_recall_drop: float,
-                 min_agreement: float | None, force: bool, quantize: str, quiet: bool):
+                 min_agreement: float | None, force: bool, quantize: str, quiet: bool,
+                 head_keep: float | None = None, channel_keep: float | None = None,
+                 finetune_epochs: int = 0, new_user: str = "mean"):
     """Checkpoint -> IR via the passes; an IR directory is loaded as is."""
     from edgerec.checkpoint import load_checkpoint
     from edgerec.data import load_data
@@ -202,7 +217,8 @@ def _run_compile(source: Path, data_path: Path | None, mode: str, dims: str, ene
     opts = CompileOptions(
         modes=("lookup", "history") if mode == "both" else (mode,), dims=dims_opt, energy=energy,
         method=prune_method, quantize=quantize, max_recall_drop=max_recall_drop,
-        min_agreement=min_agreement, force=force, min_item_count=min_item_count)
+        min_agreement=min_agreement, force=force, min_item_count=min_item_count, head_keep=head_keep,
+        channel_keep=channel_keep, finetune_epochs=finetune_epochs, new_user=new_user)
     data = load_data(data_path) if data_path is not None else None
     log = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     res = compile_checkpoint(ckpt, opts, data, log)
@@ -218,7 +234,10 @@ def _pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
         p = r.params
         what = {"precompute": f"layers={p.get('layers')}", "prune": f"{p.get('method')} {p.get('from_dims')}->{p.get('dims')}",
                 "quantize": str(p.get("scheme")), "guard": f"max drop {p.get('max_recall_drop')}",
-                "drop_cold_items": f"min count {p.get('min_count')}"}.get(r.name, "")
+                "drop_cold_items": f"min count {p.get('min_count')}",
+                "prune_head": f"hidden {p.get('from')}->{p.get('keep')}",
+                "prune_channels": f"channels {p.get('from')}->{p.get('keep')}",
+                "finetune_head": f"{p.get('epochs')} epochs"}.get(r.name, "")
         rows.append({"pass": r.name, "what": what, "bytes": _fmt_bytes(r.bytes_after),
                      "x smaller": f"{base / r.bytes_after:.1f}" if r.bytes_after else "",
                      "lookup R@20": m.get("lookup/recall@20", ""), "history R@20": m.get("history/recall@20", ""),
@@ -231,10 +250,20 @@ def _pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--quantize", type=click.Choice(["int8", "float16", "none"]), default="int8", show_default=True)
+@click.option("--head-keep", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="MLP head: fraction of hidden neurons kept (structured pruning by activation).")
+@click.option("--channel-keep", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="sage/gat/gcn: fraction of encoder output channels kept (structured pruning).")
+@click.option("--finetune-epochs", type=click.IntRange(0), default=0, show_default=True,
+              help="MLP head: BPR epochs on the pruned head (encoder frozen).")
+@click.option("--new-user", type=click.Choice(["mean", "bias"]), default="mean", show_default=True,
+              help="sage/gcn history mode: a new user's base vector (mean of known users, or x_u = 0).")
 @_compile_options
 def compile_cmd(checkpoint: Path, out: Path, quantize: str, data_path: Path | None, mode: str, dims: str,
                 energy: float | None, prune_method: str, min_item_count: int, max_recall_drop: float,
-                min_agreement: float | None, force: bool, overwrite: bool, as_json: bool) -> None:
+                min_agreement: float | None, force: bool, overwrite: bool, as_json: bool,
+                head_keep: float | None, channel_keep: float | None, finetune_epochs: int,
+                new_user: str) -> None:
     """Compile a checkpoint into an IR directory (precompute, prune, quantize, guard)."""
     from edgerec.errors import IRError
     from edgerec.ir import describe, save_ir
@@ -242,7 +271,8 @@ def compile_cmd(checkpoint: Path, out: Path, quantize: str, data_path: Path | No
     if out.exists() and not overwrite:
         raise IRError(f"{out} exists (use --overwrite to replace it)")
     ir, reports = _run_compile(checkpoint, data_path, mode, dims, energy, prune_method, min_item_count,
-                               max_recall_drop, min_agreement, force, quantize, as_json)
+                               max_recall_drop, min_agreement, force, quantize, as_json, head_keep=head_keep,
+                               channel_keep=channel_keep, finetune_epochs=finetune_epochs, new_user=new_user)
     save_ir(ir, out, overwrite=overwrite)
     if as_json:
         _echo_json({"ir": str(out), "summary": describe(ir), "passes": [r.to_json() for r in reports]})
@@ -313,6 +343,3 @@ def main() -> None:
 
 
 from edgerec import commands as _commands  # noqa: E402,F401  (registers export, bench, demo)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -16,7 +16,7 @@ from edgerec.errors import CheckpointError
 
 
 def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([sys.executable, "-m", "edgerec.cli", *args], capture_output=True, text=True,
+    p = subprocess.run([sys.executable, "-m", "edgerec", *args], capture_output=True, text=True,
                        timeout=600)
     if ok:
         assert p.returncode == 0, p.stderr

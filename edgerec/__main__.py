@@ -1,0 +1,5 @@
+"""``python -m edgerec``: the same as the ``edgerec`` command."""
+
+from edgerec.cli import main
+
+main()

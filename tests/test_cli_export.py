@@ -1,0 +1,77 @@
+"""export / bench / demo from the command line: verified artifacts, refusals that leave nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import assert_one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def artifacts(trained_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("art") / "art"
+    p = run("export", str(trained_ckpt), "--target", "all", "--out", str(out), "--with-eval",
+            "--eval-users", "50", "--k", "20", "--json")
+    manifests = json.loads(p.stdout)
+    assert set(manifests) == {"tflite", "onnx"}
+    return out
+
+
+def test_export_all_writes_verified_artifacts(artifacts: Path) -> None:
+    import runtime
+
+    for target in ("tflite", "onnx"):
+        m = json.loads((artifacts / target / "manifest.json").read_text())
+        assert m["target"] == target and m["quantization"]["weights"] == "int8-per-row"
+        assert m["eval"] == "eval.json" and "eval.json" in m["files"]
+        for mode in ("lookup", "history"):
+            assert m["metrics"]["parity"]["modes"][mode]["agreement@20"] >= 0.99
+        rec = runtime.load(artifacts / target)
+        ev = json.loads((artifacts / target / "eval.json").read_text())
+        user = ev["users"][0]
+        got = rec.recommend(user["user"], k=10)
+        assert len(got) == 10 and not {i for i, _ in got} & set(map(str, []))
+        hist = rec.recommend_from_history(user["history"], k=10)
+        assert len(hist) == 10 and not {i for i, _ in hist} & set(user["history"])
+    assert not list(artifacts.parent.glob(".art.*"))  # no temp dirs left behind
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--target", "coreml"], "unknown target 'coreml'"),
+    (["--dims", "1", "--max-recall-drop", "0"], "accuracy guard refused"),
+    (["--quantize", "int3"], "Invalid value for '--quantize'"),
+])
+def test_export_refusals_leave_nothing(trained_ckpt: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+    out = tmp_path / "out"
+    p = run("export", str(trained_ckpt), "--out", str(out), *args, ok=False)
+    assert p.returncode != 0 and needle in p.stderr and "Traceback" not in p.stderr
+    assert not out.exists() and not list(tmp_path.glob(".out.*"))
+
+
+def test_export_missing_checkpoint_and_existing_out(trained_ckpt: Path, tmp_path: Path, artifacts: Path) -> None:
+    assert_one_line_error(run("export", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), ok=False),
+                          "no such checkpoint")
+    assert_one_line_error(run("export", str(trained_ckpt), "--out", str(artifacts), ok=False), "exists")
+
+
+def test_bench_with_baselines(artifacts: Path, trained_ckpt: Path, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    p = run("bench", str(artifacts / "tflite"), str(artifacts / "onnx"), "--checkpoint", str(trained_ckpt),
+            "--report", str(report), "--requests", "30", "--baseline-requests", "5", "--json")
+    rep = json.loads(p.stdout)
+    names = json.dumps(rep)
+    assert "PyG LightGCN" in names and "numpy" in names
+    for f in ("report.json", "report.md", "report.png"):
+        assert (report / f).stat().st_size > 0
+
+
+def test_demo_small(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    p = run("demo", "--out", str(out), "--users", "150", "--items", "300", "--epochs", "6", "--requests", "20")
+    assert "SYNTHETIC" in p.stdout
+    assert (out / "report" / "report.png").is_file()
+    rep = json.loads((out / "report" / "report.json").read_text())
+    assert len(json.dumps(rep)) > 1000
