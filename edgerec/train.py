@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from edgerec.data import Interactions
 from edgerec.metrics import evaluate_embeddings
-from edgerec.models import build_model, normalized_adjacency
+from edgerec.models import build_model, lightgcn_embedding, normalized_adjacency
 
 
 @dataclass
@@ -39,6 +39,8 @@ class TrainConfig:
     patience: int = 5
     max_minutes: float | None = None
     threads: int | None = None
+    head: str = "dot"      # sage/gat/gcn only: "dot" or "mlp"
+    hidden: int = 64       # width of the MLP head
 
 
 @dataclass
@@ -53,12 +55,16 @@ class TrainResult:
 
     def checkpoint_config(self) -> dict[str, Any]:
         c = asdict(self.config)
-        return {
+        head, hidden = c.pop("head"), c.pop("hidden")
+        out = {
             "model": c.pop("model"), "dim": c.pop("dim"), "layers": c.pop("layers"),
             "train": {**c, "best_epoch": self.best_epoch, "epochs_run": self.epochs_run,
                       "wall_seconds": round(self.wall_seconds, 2)},
             "metrics": {"valid": self.valid_metrics},
         }
+        if out["model"] != "lightgcn":
+            out.update(head=head, hidden=hidden, num_features=int(self.model.features.shape[1]))
+        return out
 
 
 class _NegativeSampler:
@@ -87,21 +93,50 @@ def user_item_embeddings(model: torch.nn.Module, adj: torch.Tensor, num_users: i
     return emb[:num_users], emb[num_users:]
 
 
+def _graph(model_kind: str, data: Interactions) -> torch.Tensor:
+    """What the model propagates over: LightGCN's normalised CSR, or the GNNs' edge_index."""
+    U, I = data.num_users, data.num_items
+    if model_kind == "lightgcn":
+        return normalized_adjacency(data.train.users, data.train.items, U, I)
+    from edgerec.gnn import edge_index
+
+    return edge_index(data.train.users, data.train.items, U)
+
+
+def _evaluate(model: torch.nn.Module, graph: torch.Tensor, num_users: int, exclude: tuple[np.ndarray, np.ndarray],
+              truth: tuple[np.ndarray, np.ndarray], ks: tuple[int, ...]) -> dict[str, float]:
+    ue, ie = user_item_embeddings(model, graph, num_users)
+    if getattr(model, "head", None) is None:
+        return evaluate_embeddings(ue, ie, exclude, truth, ks=ks)
+    from edgerec.gnn import evaluate_scores
+
+    return evaluate_scores(model, ue, ie, exclude, truth, ks)
+
+
 def train(data: Interactions, config: TrainConfig,
-          progress: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+          progress: Callable[[dict[str, float]], None] | None = None,
+          features: np.ndarray | None = None) -> TrainResult:
     """Train ``config.model`` on ``data.train``, early-stopping on ``data.valid`` NDCG@20.
 
     Deterministic for a given seed and thread count. ``progress`` is called after every epoch
-    with the loss (and the valid metrics on evaluation epochs).
+    with the loss (and the valid metrics on evaluation epochs). ``features`` (``[U + I, F]``,
+    sage/gat/gcn only) are appended to the learned input embeddings.
     """
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     U, I = data.num_users, data.num_items
+    gnn = config.model != "lightgcn"
+    if features is not None and (not gnn or features.ndim != 2 or features.shape[0] != U + I):
+        raise ValueError("features need a sage/gat/gcn model and one row per user and item")
     model = build_model({"model": config.model, "num_users": U, "num_items": I,
-                         "dim": config.dim, "layers": config.layers})
-    adj = normalized_adjacency(data.train.users, data.train.items, U, I)
+                         "dim": config.dim, "layers": config.layers, "head": config.head,
+                         "hidden": config.hidden,
+                         "num_features": 0 if features is None else features.shape[1]})
+    if features is not None:
+        model.features.copy_(torch.as_tensor(features, dtype=torch.float32))
+    adj = _graph(config.model, data)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     sampler = _NegativeSampler(data.train.users, data.train.items, I, rng)
     train_csr = data.train.csr(U)
@@ -125,10 +160,13 @@ def train(data: Interactions, config: TrainConfig,
             u = torch.from_numpy(tu[idx])
             p = torch.from_numpy(ti[idx] + U)
             q = torch.from_numpy(sampler.sample(tu[idx]) + U)
-            emb = model.get_embedding(adj)
+            emb = lightgcn_embedding(model, adj)
             x0 = model.embedding.weight
             eu, ep, eq = emb[u], emb[p], emb[q]
-            bpr = -F.logsigmoid((eu * ep).sum(-1) - (eu * eq).sum(-1)).mean()
+            if gnn:
+                bpr = -F.logsigmoid(model.score_pairs(eu, ep) - model.score_pairs(eu, eq)).mean()
+            else:
+                bpr = -F.logsigmoid((eu * ep).sum(-1) - (eu * eq).sum(-1)).mean()
             l2 = (x0[u].pow(2).sum() + x0[p].pow(2).sum() + x0[q].pow(2).sum()) / (2 * idx.size)
             loss = bpr + config.reg * l2
             opt.zero_grad()
@@ -141,8 +179,7 @@ def train(data: Interactions, config: TrainConfig,
                        and time.perf_counter() - start > 60 * config.max_minutes)
         if has_valid and (epoch % config.eval_every == 0 or epoch == config.epochs or out_of_time):
             model.eval()
-            ue, ie = user_item_embeddings(model, adj, U)
-            m = evaluate_embeddings(ue, ie, train_csr, valid_csr, ks=(20,))
+            m = _evaluate(model, adj, U, train_csr, valid_csr, (20,))
             row.update({"valid_recall@20": m["recall@20"], "valid_ndcg@20": m["ndcg@20"]})
             if m["ndcg@20"] > best[0]:
                 best = (m["ndcg@20"], epoch, {k: v.clone() for k, v in model.state_dict().items()})
@@ -160,8 +197,7 @@ def train(data: Interactions, config: TrainConfig,
     model.eval()
     valid_metrics: dict[str, float] = {}
     if has_valid:
-        ue, ie = user_item_embeddings(model, adj, U)
-        valid_metrics = evaluate_embeddings(ue, ie, train_csr, valid_csr, ks=(10, 20, 40))
+        valid_metrics = _evaluate(model, adj, U, train_csr, valid_csr, (10, 20, 40))
     return TrainResult(model, config, best_epoch, epoch, time.perf_counter() - start, history,
                        valid_metrics)
 
@@ -170,8 +206,5 @@ def evaluate_checkpoint_model(model: torch.nn.Module, data: Interactions, split:
                               ks: tuple[int, ...] = (10, 20, 40)) -> dict[str, float]:
     """Full-ranking metrics of a trained model on ``split``, the user's training items excluded
     (the protocol of the published LightGCN figures)."""
-    U, I = data.num_users, data.num_items
-    adj = normalized_adjacency(data.train.users, data.train.items, U, I)
-    ue, ie = user_item_embeddings(model, adj, U)
-    exclude = data.train.csr(U)
-    return evaluate_embeddings(ue, ie, exclude, data.split(split).csr(U), ks=ks)
+    U = data.num_users
+    return _evaluate(model, _graph(getattr(model, "kind", "lightgcn"), data), U, data.train.csr(U), data.split(split).csr(U), ks)
