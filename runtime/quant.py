@@ -35,35 +35,49 @@ def dequantize_rows(values: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
 
 
 def quantize_int8_symmetric(x: np.ndarray) -> tuple[np.ndarray, np.float32]:
-    """TFLite ``SymmetricQuantizeFloats``: ``q = round(x * (127 / max|x|))``."""
+    """TFLite ``SymmetricQuantizeFloats``: ``q = round(x * (127 / max|x|))``, halves away."""
     x = np.asarray(x, dtype=np.float32)
     rng = np.float32(np.max(np.abs(x))) if x.size else np.float32(0)
     if rng == 0:
         return np.zeros(x.shape, np.int8), np.float32(1.0)
     inv = np.float32(127.0) / rng
-    q = np.clip(np.round(x * inv), -127, 127).astype(np.int8)
+    q = np.clip(_round_half_away(x * inv), -127, 127).astype(np.int8)
     return q, np.float32(rng / np.float32(127.0))
 
 
+def _round_half_away(x: np.ndarray) -> np.ndarray:
+    """C ``round``/``TfLiteRound``: halves go away from zero (numpy rounds them to even)."""
+    x = np.asarray(x)
+    t = np.trunc(x)
+    return t + np.sign(x) * (np.abs(x - t) >= 0.5)
+
+
 def quantize_int8_asymmetric(x: np.ndarray) -> tuple[np.ndarray, np.float32, np.int32]:
-    """TFLite ``AsymmetricQuantizeFloats`` (range widened to include 0, int8 with zero point)."""
-    x = np.asarray(x, dtype=np.float32)
-    rmin = np.float32(min(float(x.min()), 0.0))
-    rmax = np.float32(max(float(x.max()), 0.0))
+    """TFLite ``AsymmetricQuantizeFloats`` exactly as ai-edge-litert 2.3's builtin kernel does it.
+
+    Range ``[rmin, rmax]`` widened to include 0, in float32. Scale in double from a *float32*
+    subtraction: ``(double)(rmax - rmin) / 255``; the zero point, in double, from whichever end
+    loses less, nudged into [-128, 127] and rounded half away from zero. The kernel stores the
+    scale as float32 and computes ``q = zp + round(x * (1 / scale))`` (halves away from zero),
+    clamped to int8. Each choice was pinned down against the interpreter; tests/test_quant.py
+    checks hundreds of full score vectors bit for bit.
+    """
+    f = np.float32
+    x = np.asarray(x, dtype=f)
+    if x.size == 0:
+        return np.zeros(x.shape, np.int8), f(1.0), np.int32(0)
+    rmin, rmax = min(f(x.min()), f(0)), max(f(x.max()), f(0))
     if rmin == rmax:
-        return np.zeros(x.shape, np.int8), np.float32(1.0), np.int32(0)
-    qmin, qmax = np.float64(-128), np.float64(127)
-    scale = (np.float64(rmax) - np.float64(rmin)) / (qmax - qmin)
-    zp_from_min = qmin - np.float64(rmin) / scale
-    zp_from_max = qmax - np.float64(rmax) / scale
-    zp_min_err = abs(qmin) + abs(np.float64(rmin) / scale)
-    zp_max_err = abs(qmax) + abs(np.float64(rmax) / scale)
+        return np.zeros(x.shape, np.int8), f(1.0), np.int32(0)
+    sd = float(f(rmax - rmin)) / 255.0  # float subtraction, double division, as the C++
+    scale = f(sd)
+    zp_from_min, zp_from_max = -128.0 - float(rmin) / sd, 127.0 - float(rmax) / sd
+    zp_min_err = 128.0 + abs(float(rmin) / sd)
+    zp_max_err = 127.0 + abs(float(rmax) / sd)
     zp_d = zp_from_min if zp_min_err < zp_max_err else zp_from_max
-    zp = np.int32(np.clip(np.round(zp_d), qmin, qmax))
-    scale32 = np.float32(scale)
-    inv = np.float32(1.0) / scale32
-    q = np.clip(zp + np.round(x * inv), -128, 127).astype(np.int8)
-    return q, scale32, zp
+    zp = -128 if zp_d <= -128 else 127 if zp_d >= 127 else int(_round_half_away(np.float64(zp_d)))
+    q = np.clip(zp + _round_half_away(x * (f(1.0) / scale)), -128, 127).astype(np.int8)
+    return q, f(scale), np.int32(zp)
 
 
 def quantize_uint8_asymmetric(x: np.ndarray) -> tuple[np.ndarray, np.float32, np.uint8]:
@@ -84,23 +98,28 @@ def score_items(u: np.ndarray, values: np.ndarray, scale: np.ndarray | None,
     """Scores of every item for one user vector ``u`` (float32 [d]) -> float32 [I].
 
     ``values`` is the item table ([I, d], int8/float16/float32), ``scale`` its per-row scale
-    (int8 only).
+    (int8 only). For int8 the order of the float operations is the exporters' graphs':
+    ``(float(acc) * input_scale) * item_scale`` (the item weights are stored with a per-tensor
+    scale of exactly 1 and the per-row scale is a separate multiply), so the result is
+    bit-identical to the TFLite builtin hybrid FULLY_CONNECTED kernel and to ONNX Runtime's
+    ``DynamicQuantizeLinear`` + ``MatMulInteger`` graph.
     """
     u = np.asarray(u, dtype=np.float32)
     if activations not in ACTIVATIONS:
         raise ValueError(f"unknown activation scheme {activations!r}")
+    if scale is None:
+        return values.astype(np.float32) @ u
+    item_scale = scale.astype(np.float32)
     if values.dtype != np.int8 or activations == "float":
-        return (dequantize_rows(values, None) @ u if scale is None
-                else (values.astype(np.float32) @ u) * scale.astype(np.float32))
+        return (values.astype(np.float32) @ u) * item_scale
     wi = values.astype(np.int32)
     if activations == "dynamic-int8-symmetric":
         q, s = quantize_int8_symmetric(u)
         acc = wi @ q.astype(np.int32)
-        return acc.astype(np.float32) * (np.float32(s) * scale.astype(np.float32))
-    if activations == "dynamic-int8-asymmetric":
+    elif activations == "dynamic-int8-asymmetric":
         q, s, zp = quantize_int8_asymmetric(u)
         acc = wi @ q.astype(np.int32) - zp * wi.sum(axis=1)
-        return acc.astype(np.float32) * (np.float32(s) * scale.astype(np.float32))
-    q, s, zp = quantize_uint8_asymmetric(u)
-    acc = wi @ (q.astype(np.int32) - np.int32(zp))
-    return acc.astype(np.float32) * (np.float32(s) * scale.astype(np.float32))
+    else:
+        q, s, zp = quantize_uint8_asymmetric(u)
+        acc = wi @ (q.astype(np.int32) - np.int32(zp))
+    return (acc.astype(np.float32) * np.float32(s)) * item_scale

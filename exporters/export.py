@@ -1,0 +1,199 @@
+"""``export_ir``: IR -> verified artifact directory (model file(s), id maps, manifest).
+
+The directory is built beside ``out`` and renamed into place only after the model passed its
+parity check, so an error or Ctrl-C leaves nothing behind and an existing artifact is never
+half-replaced. The output is byte-identical for the same IR and options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgerec.errors import ExportError
+from edgerec.ir import IR
+from exporters import parity
+from runtime import artifact
+
+TARGETS = ("tflite", "onnx", "numpy")
+PARITY_QUERIES = 256
+
+
+def ir_fingerprint(ir: IR) -> str:
+    """SHA-256 over everything an artifact is built from (tables, ids, popular, seen)."""
+    h = hashlib.sha256()
+    for name in sorted(ir.tables):
+        t = ir.tables[name]
+        h.update(f"{name}:{t.dtype}:{t.shape}".encode())
+        h.update(np.ascontiguousarray(t.values).tobytes())
+        if t.scale is not None:
+            h.update(np.ascontiguousarray(t.scale).tobytes())
+    for a in (ir.popular, ir.seen_indptr, ir.seen_indices):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(json.dumps([ir.user_ids, ir.item_ids, list(ir.modes)]).encode())
+    return h.hexdigest()
+
+
+def _versions(target: str) -> dict[str, str]:
+    names = ["edgerec", "numpy"] + {"tflite": ["tensorflow", "ai-edge-litert"],
+                                    "onnx": ["onnx", "onnxruntime"], "numpy": []}[target]
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            try:
+                out[n] = metadata.version(n + "-cpu")
+            except metadata.PackageNotFoundError:
+                out[n] = "unknown"
+    return out
+
+
+def _check_args(ir: IR, target: str, k: int, history_capacity: int,
+                exclude_capacity: int | None) -> int:
+    if target not in TARGETS:
+        raise ExportError(f"unknown target {target!r}; choose one of {list(TARGETS)}")
+    scorer = dict(ir.scorer).get("kind")
+    history = str(dict(getattr(ir, "history", {}) or {}).get("kind", "lightgcn"))
+    if scorer != "dot" or ("history" in ir.modes and history != "lightgcn"):
+        raise ExportError(f"the exporters build dot-product scorers with the LightGCN history fold; "
+                          f"this IR has scorer {scorer!r} and history program {history!r}")
+    try:
+        ir.validate()
+    except Exception as e:
+        raise ExportError(f"invalid IR: {e}") from None
+    if not isinstance(k, int) or not 1 <= k <= ir.num_items:
+        raise ExportError(f"k must be an integer in [1, num_items={ir.num_items}], got {k!r}")
+    if not isinstance(history_capacity, int) or history_capacity < 1:
+        raise ExportError(f"history_capacity must be an integer >= 1, got {history_capacity!r}")
+    if exclude_capacity is None:
+        counts = np.diff(ir.seen_indptr)
+        exclude_capacity = max(int(counts.max()) if counts.size else 0, 1)
+    if not isinstance(exclude_capacity, int) or exclude_capacity < 1:
+        raise ExportError(f"exclude_capacity must be an integer >= 1, got {exclude_capacity!r}")
+    return exclude_capacity
+
+
+def export_ir(ir: IR, out: str | os.PathLike[str], target: str, *, k: int = 50,
+              history_capacity: int = 50, exclude_capacity: int | None = None,
+              overwrite: bool = False, min_parity: float = 0.99,
+              extra_files: dict[str, bytes] | None = None,
+              metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export ``ir`` for ``target`` into the directory ``out``; return the manifest.
+
+    Refuses (``ExportError``, nothing written) when the exported model's top-k agreement with
+    the numpy emulation of its own arithmetic is below ``min_parity``.
+    """
+    exclude_capacity = _check_args(ir, target, k, history_capacity, exclude_capacity)
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise ExportError(f"{out} exists (use overwrite=True / --overwrite to replace it)")
+    for name in extra_files or {}:
+        p = Path(name)
+        if p.is_absolute() or ".." in p.parts or name == artifact.MANIFEST or not name:
+            raise ExportError(f"extra file name {name!r} must be a plain relative path")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        manifest = _build(ir, tmp, target, k, history_capacity, exclude_capacity, min_parity,
+                          extra_files or {}, metrics or {})
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "a")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_parity: float,
+           extra_files: dict[str, bytes], metrics: dict[str, Any]) -> dict[str, Any]:
+    queries = parity.sample_queries(ir, n=PARITY_QUERIES, history_capacity=hcap,
+                                    exclude_capacity=ecap)
+    tables = None
+    if target == "tflite":
+        from exporters import tflite
+
+        model = tflite.convert(ir, k=k, history_capacity=hcap, exclude_capacity=ecap)
+        (root / "model.tflite").write_bytes(model.data)
+        weights, activations = model.weights, model.activations
+        run = parity.tflite_runner(model.data)
+    elif target == "onnx":
+        from exporters import onnx as onnx_exp
+
+        models = onnx_exp.build(ir, k=k, history_capacity=hcap, exclude_capacity=ecap)
+        for name, data in models.files.items():
+            (root / name).write_bytes(data)
+        weights, activations = models.weights, models.activations
+        run = parity.onnx_runner(models.files)
+    else:
+        from exporters import numpy_target
+
+        tables = numpy_target.write_tables(ir, root)
+        weights = {"int8": "int8-per-row", "float16": "float16",
+                   "float32": "float32"}[ir.tables["item"].dtype]
+        activations = "float"
+        run = None
+
+    (root / "items.json").write_text(json.dumps(ir.item_ids))
+    (root / "users.json").write_text(json.dumps(ir.user_ids))
+    np.save(root / "popular.npy", ir.popular.astype(np.int32), allow_pickle=False)
+    with_seen = "lookup" in ir.modes
+    if with_seen:
+        np.save(root / "seen_indptr.npy", ir.seen_indptr, allow_pickle=False)
+        np.save(root / "seen_indices.npy", ir.seen_indices.astype(np.int32), allow_pickle=False)
+    for name, data in sorted(extra_files.items()):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+
+    base = dict(target=target, num_users=ir.num_users, num_items=ir.num_items, dim=ir.dim, k=k,
+                history_capacity=hcap, exclude_capacity=ecap, modes=list(ir.modes),
+                weights=weights, activations=activations, seen=with_seen,
+                eval_file="eval.json" if "eval.json" in extra_files else None, tables=tables,
+                toolkit=_versions(target),
+                source={"checkpoint_fingerprint": ir.provenance.get("checkpoint_fingerprint"),
+                        "ir_fingerprint": ir_fingerprint(ir)})
+    if run is None:  # numpy target: check what was written, through the runtime's own loader
+        artifact.write_manifest(root, artifact.build_manifest(**base, metrics={}))
+        run = _reference_runner(root)
+    report = parity.compare(ir, run, queries, k, activations)
+    if report[f"agreement@{k}"] < min_parity:
+        worst = min(report["modes"].items(), key=lambda kv: kv[1][f"agreement@{k}"])
+        raise ExportError(
+            f"{target} model disagrees with its numpy emulation: agreement@{k} "
+            f"{report[f'agreement@{k}']:.4f} < min_parity {min_parity} (mode {worst[0]}: "
+            f"exact {worst[1]['exact_match_rate']:.3f}, max score error "
+            f"{worst[1]['max_score_error']:.3g})")
+    if target == "tflite":  # what a default LiteRT interpreter (XNNPACK) gives: informative
+        xnn = parity.compare(ir, parity.tflite_runner(model.data, default_delegates=True),
+                             queries, k, activations)
+        report["default_delegates"] = {
+            mode: {key: v[key] for key in (f"agreement@{k}", "exact_match_rate",
+                                           "max_relative_score_error", f"agreement@{k}_vs_float")}
+            for mode, v in xnn["modes"].items()}
+    all_metrics = {**dict(ir.metrics), **metrics, "parity": report}
+    return artifact.write_manifest(root, artifact.build_manifest(**base, metrics=all_metrics))
+
+
+def _reference_runner(root: Path) -> Any:
+    from runtime.backends import reference
+
+    backend = reference.create(artifact.load_artifact(root), None)
+
+    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        scores, items = getattr(backend, mode)(*(feeds[n] for n in parity.input_names(mode)))
+        return {"scores": scores, "items": items}
+
+    return run

@@ -1,0 +1,159 @@
+"""Parity: run an exported model in its own interpreter and compare with numpy references.
+
+Two references, both computed from the IR: the *emulated* one uses the target's activation
+scheme (``runtime/quant.py``), so it should agree exactly; the *float* one dequantizes the IR
+and keeps activations in float, which says what quantizing the activations costs.
+
+TFLite runs with the builtin kernels and no default delegate (XNNPACK quantizes activations
+with its own rounding; see docs/export_notes.md), single-threaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from edgerec.ir import IR
+from runtime import artifact, quant
+
+
+def input_names(mode: str) -> tuple[str, str]:
+    """The contract's two input names for ``mode`` (index input first), from ``runtime``."""
+    names = list(artifact.default_signatures("tflite", [mode], 1, 1, 1)[mode]["inputs"])
+    return names[0], names[1]
+
+
+def sample_queries(ir: IR, *, n: int, history_capacity: int, exclude_capacity: int,
+                   seed: int = 0) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """Up to ``n`` lookup queries (users, their seen items as ``exclude``) and ``n`` history
+    queries: each sampled user's seen list (most recent last, truncated to the capacity keeping
+    the most recent), topped up with random histories when the IR has fewer than ``n`` users.
+    Inputs are padded with ``pad_index``."""
+    rng = np.random.default_rng(seed)
+    pad = ir.num_items
+    users = rng.choice(ir.num_users, size=min(n, ir.num_users), replace=False)
+    users = np.sort(users).astype(np.int32)
+    out: list[tuple[str, dict[str, np.ndarray]]] = []
+    for u in users:
+        seen = ir.seen(int(u))
+        if "lookup" in ir.modes:
+            ex = np.full(exclude_capacity, pad, np.int32)
+            s = seen[-exclude_capacity:]
+            ex[: s.size] = s
+            a, b = input_names("lookup")
+            out.append(("lookup", {a: np.array([u], np.int32), b: ex}))
+        if "history" in ir.modes and seen.size:
+            h = seen[-history_capacity:]
+            items = np.full(history_capacity, pad, np.int32)
+            items[: h.size] = h
+            a, b = input_names("history")
+            out.append(("history", {a: items, b: np.array([h.size], np.int32)}))
+    if "history" in ir.modes:  # top up with random histories when the IR has few users
+        a, b = input_names("history")
+        n_hist = sum(mode == "history" for mode, _ in out)
+        for _ in range(max(n - n_hist, 0)):
+            size = int(rng.integers(1, min(history_capacity, ir.num_items) + 1))
+            items = np.full(history_capacity, pad, np.int32)
+            items[:size] = rng.choice(ir.num_items, size=size, replace=False)
+            out.append(("history", {a: items, b: np.array([size], np.int32)}))
+    return out
+
+
+def _user_vector(ir: IR, mode: str, feeds: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    first, second = (feeds[n] for n in input_names(mode))
+    if mode == "lookup":
+        t = ir.tables["user"]
+        u = int(first[0])
+        row = quant.dequantize_rows(t.values[u : u + 1], None if t.scale is None else t.scale[u : u + 1])
+        return row[0], second
+    t = ir.tables["history_item"]
+    n = int(second[0])
+    idx = first[:n]
+    rows = quant.dequantize_rows(t.values[idx], None if t.scale is None else t.scale[idx])
+    u = rows.sum(axis=0, dtype=np.float32) * (np.float32(1.0) / np.sqrt(np.float32(n)))
+    return u.astype(np.float32), first
+
+
+def reference_topk(ir: IR, mode: str, feeds: dict[str, np.ndarray], k: int,
+                   activations: str) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (items, full score vector) of the numpy reference for one query."""
+    u, exclude = _user_vector(ir, mode, feeds)
+    item = ir.tables["item"]
+    scores = quant.score_items(u, item.values, item.scale, activations)
+    scores = scores.astype(np.float32)
+    ex = exclude[exclude < ir.num_items]
+    scores[ex] = -np.inf
+    top = np.argsort(-scores, kind="stable")[:k]
+    return top[scores[top] > -1e8].astype(np.int32), scores
+
+
+def compare(ir: IR, run: Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]],
+            queries: list[tuple[str, dict[str, np.ndarray]]], k: int,
+            activations: str) -> dict[str, Any]:
+    """Agreement of ``run`` (the exported model) with the emulated and float references."""
+    per_mode: dict[str, dict[str, list[float]]] = {}
+    for mode, feeds in queries:
+        out = run(mode, feeds)
+        items, scores = np.asarray(out["items"]), np.asarray(out["scores"])
+        valid = scores > -1e8
+        got = items[valid]
+        m = per_mode.setdefault(mode, {"agree": [], "exact": [], "err": [], "rel": [], "float": []})
+        ref, ref_scores = reference_topk(ir, mode, feeds, k, activations)
+        denom = max(len(ref), 1)
+        m["agree"].append(len(set(got.tolist()) & set(ref.tolist())) / denom)
+        m["exact"].append(float(np.array_equal(got, ref)))
+        err = float(np.max(np.abs(scores[valid] - ref_scores[got]))) if got.size else 0.0
+        m["err"].append(err)
+        m["rel"].append(err / max(float(np.max(np.abs(ref_scores[ref]))) if ref.size else 1.0, 1e-12))
+        fref, _ = reference_topk(ir, mode, feeds, k, "float")
+        m["float"].append(len(set(got.tolist()) & set(fref.tolist())) / max(len(fref), 1))
+    report: dict[str, Any] = {"k": k, "activations": activations, "modes": {}}
+    for mode, m in per_mode.items():
+        report["modes"][mode] = {
+            "queries": len(m["agree"]),
+            f"agreement@{k}": round(float(np.mean(m["agree"])), 6),
+            "exact_match_rate": round(float(np.mean(m["exact"])), 6),
+            "max_score_error": float(np.max(m["err"])),
+            "max_relative_score_error": float(np.max(m["rel"])),
+            f"agreement@{k}_vs_float": round(float(np.mean(m["float"])), 6),
+        }
+    report[f"agreement@{k}"] = min((v[f"agreement@{k}"] for v in report["modes"].values()),
+                                   default=1.0)
+    return report
+
+
+def tflite_runner(data: bytes, default_delegates: bool = False
+                  ) -> Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """Signature runners on ``data``; builtin kernels only unless ``default_delegates``
+    (LiteRT's default, XNNPACK, whose dynamic quantization rounds differently)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = (OpResolverType.AUTO if default_delegates
+                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = Interpreter(model_content=data, num_threads=1, experimental_op_resolver_type=resolver)
+    runners: dict[str, Any] = {}
+
+    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if mode not in runners:
+            runners[mode] = interp.get_signature_runner(mode)
+        return runners[mode](**feeds)
+
+    return run
+
+
+def onnx_runner(files: dict[str, bytes]) -> Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sessions = {name.removesuffix(".onnx"): ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+                for name, data in files.items()}
+
+    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        scores, items = sessions[mode].run(["scores", "items"], feeds)
+        return {"scores": scores, "items": items}
+
+    return run

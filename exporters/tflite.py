@@ -1,0 +1,239 @@
+"""TFLite target: one ``.tflite`` file with a ``lookup`` and/or ``history`` signature.
+
+The graph is written in TensorFlow straight from the IR tables (no framework model in between)
+and converted with builtin ops only. How each table dtype is laid out:
+
+- float32: plain constants; float16: the converter's float16 mode (fp16 constants in the file,
+  one DEQUANTIZE each, expanded to float32 once when the interpreter prepares).
+- int8, gathered tables (``user``, ``history_item``): int8 constants, GATHER + CAST, times the
+  gathered per-row scale. The scale vector is gathered with GATHER_ND because the dynamic-range
+  quantizer would otherwise turn a >= 1024-element float32 GATHER operand into int8 (lossy).
+- int8, item table (the scoring matmul): the *integers* ``q`` are given to the converter as a
+  float32 constant with dynamic-range quantization on and per-channel quantization off. Every
+  non-zero row of a per-row-symmetric table holds a ±127, so the per-tensor scale is exactly 1
+  and the converter re-derives ``q`` bit for bit (checked after conversion). The per-row scale
+  is applied after the mask as a float32 MUL, so the optimizer cannot fold it into the weights.
+  Per-channel weights would store a float32 scale *and an int64 zero point per item in every
+  signature* (24 B/item/signature); this layout stores 4 B/item once.
+
+The file is checked after conversion: builtin ops only, one copy of each table, the item
+weights equal the IR's integers, and no table scale was re-quantized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edgerec.errors import ExportError
+from edgerec.ir import IR, Table
+
+MASK = np.float32(-1e9)
+
+
+@dataclass
+class TFLiteModel:
+    """A converted model plus what the checks found in it."""
+
+    data: bytes
+    activations: str
+    weights: str
+    ops: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _padded(a: np.ndarray) -> np.ndarray:
+    """``a`` with one extra all-zero row (or 0 entry) at ``pad_index``."""
+    return np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)])
+
+
+def _weights_kind(ir: IR) -> str:
+    kinds = {ir.tables[n].dtype for n in ir.serving_tables()}
+    if len(kinds) != 1:
+        raise ExportError(f"tables of mixed dtypes {sorted(kinds)} are not supported; "
+                          "quantize all serving tables with one scheme")
+    return {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[kinds.pop()]
+
+
+def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) -> Any:
+    import tensorflow as tf
+
+    from exporters.parity import input_names
+
+    n_items = ir.num_items
+    item = ir.tables["item"]
+    # int8: the integers themselves (per-tensor scale exactly 1); the row scale comes after
+    w = tf.constant(item.values.astype(np.float32).T)
+    item_scale, mask_value = None, float(MASK)
+    if item.dtype == "int8":
+        item_scale = tf.constant(item.scale.astype(np.float32))
+        # the mask is added before the row scale: keep masked items <= -1e9 after it
+        mask_value = float(max(MASK / np.float32(item.scale.min()), np.float32(-3e38)))
+
+    def gather_rows(table: Table, idx: Any) -> Any:
+        if table.dtype == "int8":
+            q = tf.constant(_padded(table.values))
+            s = tf.constant(_padded(table.scale.astype(np.float32)))
+            rows = tf.cast(tf.gather(q, idx), tf.float32)
+            return rows * tf.reshape(tf.gather_nd(s, tf.reshape(idx, [-1, 1])), [-1, 1])
+        return tf.gather(tf.constant(_padded(table.values.astype(np.float32))), idx)
+
+    def score(u: Any, exclude: Any) -> dict[str, Any]:
+        s = tf.reshape(tf.matmul(u, w), [n_items])
+        penalty = tf.scatter_nd(tf.reshape(exclude, [-1, 1]),
+                                tf.fill(tf.shape(exclude), tf.constant(mask_value, tf.float32)),
+                                [n_items + 1])
+        s = s + penalty[:n_items]
+        if item_scale is not None:
+            s = s * item_scale
+        values, indices = tf.math.top_k(s, k=k, sorted=True)
+        return {"scores": values, "items": indices}
+
+    class Model(tf.Module):
+        pass
+
+    model = Model()
+    if "lookup" in ir.modes:
+        user = ir.tables["user"]
+        a, b = input_names("lookup")
+
+        @tf.function(input_signature=[tf.TensorSpec([1], tf.int32, name=a),
+                                      tf.TensorSpec([exclude_capacity], tf.int32, name=b)])
+        def lookup(user_idx: Any, exclude: Any) -> dict[str, Any]:
+            return score(gather_rows(user, user_idx), exclude)
+
+        model.lookup = lookup
+    if "history" in ir.modes:
+        hist = ir.tables["history_item"]
+        a, b = input_names("history")
+
+        @tf.function(input_signature=[tf.TensorSpec([history_capacity], tf.int32, name=a),
+                                      tf.TensorSpec([1], tf.int32, name=b)])
+        def history(items: Any, length: Any) -> dict[str, Any]:
+            total = tf.reduce_sum(gather_rows(hist, items), axis=0, keepdims=True)
+            u = total * tf.math.rsqrt(tf.cast(length, tf.float32))
+            return score(u, items)
+
+        model.history = history
+    return model
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Silence the converter's C++ logging on fd 2 (it prints a dozen lines per conversion)."""
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> TFLiteModel:
+    """Build, convert and check the TFLite model for ``ir``; raise ExportError if unsound."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise ExportError("the tflite target needs tensorflow (pip install edgerec[compiler])") from e
+    weights = _weights_kind(ir)
+    module = _build_module(ir, k, history_capacity, exclude_capacity)
+    fns = [getattr(module, m).get_concrete_function() for m in ("lookup", "history")
+           if m in ir.modes]
+    conv = tf.lite.TFLiteConverter.from_concrete_functions(fns, module)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if weights == "int8-per-row":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv._experimental_disable_per_channel = True
+    elif weights == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    try:
+        with _quiet():
+            data = conv.convert()
+    except Exception as e:
+        msg = str(e).strip().splitlines()
+        raise ExportError(f"TFLite conversion failed: {msg[-1] if msg else type(e).__name__}") from None
+    return check_model(bytes(data), ir, weights)
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks on the converted flatbuffer
+
+
+def _op_name(model: Any, code_index: int, schema: Any) -> str:
+    oc = model.operatorCodes[code_index]
+    code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+    if code == schema.BuiltinOperator.CUSTOM:
+        return f"CUSTOM:{(oc.customCode or b'?').decode()}"
+    names = {v: n for n, v in vars(schema.BuiltinOperator).items() if not n.startswith("_")}
+    return names.get(code, f"UNKNOWN_{code}")
+
+
+def list_ops(data: bytes) -> dict[str, list[str]]:
+    """Operator names of each signature (``FlexXxx``/custom ops show as ``CUSTOM:<name>``)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    out: dict[str, list[str]] = {}
+    for sig in model.signatureDefs or []:
+        sg = model.subgraphs[sig.subgraphIndex]
+        out[sig.signatureKey.decode()] = [_op_name(model, op.opcodeIndex, schema)
+                                          for op in sg.operators]
+    return out
+
+
+def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
+    """Verify the converted file; returns it with the activation scheme it actually uses."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    ops = list_ops(data)
+    if sorted(ops) != sorted(ir.modes):
+        raise ExportError(f"converted model has signatures {sorted(ops)}, expected {sorted(ir.modes)}")
+    bad = sorted({o for names in ops.values() for o in names if o.startswith(("CUSTOM", "UNKNOWN"))})
+    if bad:
+        raise ExportError(f"converted model uses non-builtin ops: {', '.join(bad)}")
+    item = ir.tables["item"]
+    activations = "float"
+    fc_buffers = set()
+    for sig in model.signatureDefs:
+        sg = model.subgraphs[sig.subgraphIndex]
+        fcs = [op for op in sg.operators
+               if _op_name(model, op.opcodeIndex, schema) == "FULLY_CONNECTED"]
+        if len(fcs) != 1:
+            raise ExportError(f"signature {sig.signatureKey.decode()}: expected one FULLY_CONNECTED")
+        fc = fcs[0]
+        wt = sg.tensors[fc.inputs[1]]
+        producer = [op for op in sg.operators if fc.inputs[1] in list(op.outputs)]
+        if producer and _op_name(model, producer[0].opcodeIndex, schema) == "DEQUANTIZE":
+            fc_buffers.add(sg.tensors[producer[0].inputs[0]].buffer)  # float16 storage
+        else:
+            fc_buffers.add(wt.buffer)
+        if weights == "int8-per-row" and wt.type == schema.TensorType.FLOAT32:
+            # Below 1024 weights the converter leaves the matmul in float: the IR's integers
+            # are then float32 constants and the scheme is plain float (exact all the same).
+            q = np.frombuffer(bytes(model.buffers[wt.buffer].data), np.float32)
+            if not np.array_equal(q.reshape(item.shape), item.values.astype(np.float32)):
+                raise ExportError("converted float item weights differ from the IR's integers")
+        elif weights == "int8-per-row":
+            if wt.type != schema.TensorType.INT8:
+                raise ExportError(f"the converter stored the item weights as type {wt.type}")
+            q = np.frombuffer(bytes(model.buffers[wt.buffer].data), np.int8)
+            scales = list(wt.quantization.scale) if wt.quantization else []
+            if scales != [1.0] or not np.array_equal(q.reshape(item.shape), item.values):
+                raise ExportError("converted int8 item weights differ from the IR's integers")
+            activations = ("dynamic-int8-asymmetric" if fc.builtinOptions.asymmetricQuantizeInputs
+                           else "dynamic-int8-symmetric")
+        if weights == "int8-per-row" and "DEQUANTIZE" in ops[sig.signatureKey.decode()]:
+            raise ExportError("the converter re-quantized a float32 table scale (DEQUANTIZE found)")
+    if len(fc_buffers) != 1:
+        raise ExportError(f"the item table is stored {len(fc_buffers)} times in the model file")
+    return TFLiteModel(data=data, activations=activations, weights=weights, ops=ops)

@@ -1,0 +1,431 @@
+"""The artifact contract: manifest schema, hashes, and a validated in-memory view of a directory.
+
+Everything a device reads is checked here before any of it reaches an interpreter: the manifest
+against the schema of ``docs/architecture.md``, the SHA-256 of every file it lists, the id maps,
+the popular-items list and the seen-items CSR. The exporters use the same module to write the
+contract (:func:`build_manifest`, :func:`write_manifest`), so writer and reader cannot drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from runtime.errors import ArtifactError, ChecksumError
+from runtime.quant import ACTIVATIONS
+
+FORMAT = "edgerec-artifact"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+TARGETS = ("tflite", "onnx", "numpy")
+MODES = ("lookup", "history")
+WEIGHTS = ("int8-per-row", "float16", "float32")
+TABLES = ("item", "user", "history_item", "user_base")
+MASKED_SCORE = -1e8
+"""Scores at or below this are masked items; the runtime never returns them."""
+
+_MAX_MANIFEST_BYTES = 16 << 20
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (model files can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Signatures
+
+
+def default_signatures(target: str, modes: list[str] | tuple[str, ...], k: int,
+                       history_capacity: int, exclude_capacity: int) -> dict[str, Any]:
+    """The ``signatures`` block the contract fixes for ``target`` (file names, keys, I/O)."""
+    out: dict[str, Any] = {}
+    for mode in modes:
+        if mode == "lookup":
+            inputs = {"user": _spec("int32", [1]), "exclude": _spec("int32", [exclude_capacity])}
+        else:
+            # Not "items": an ONNX graph cannot have an input and an output of the same name.
+            inputs = {"history": _spec("int32", [history_capacity]), "length": _spec("int32", [1])}
+        file = {"tflite": "model.tflite", "onnx": f"{mode}.onnx"}.get(target)
+        out[mode] = {"file": file, "key": mode, "inputs": inputs,
+                     "outputs": {"scores": _spec("float32", [k]), "items": _spec("int32", [k])}}
+    return out
+
+
+def _spec(dtype: str, shape: list[int]) -> dict[str, Any]:
+    return {"dtype": dtype, "shape": list(shape)}
+
+
+def expected_io(manifest: dict[str, Any], mode: str) -> dict[str, dict[str, tuple[str, tuple[int, ...]]]]:
+    """``{"inputs"|"outputs": {name: (dtype, shape)}}`` a model must expose for ``mode``."""
+    sig = default_signatures(manifest["target"], [mode], manifest["k"],
+                             manifest["history_capacity"], manifest["exclude_capacity"])[mode]
+    return {side: {n: (s["dtype"], tuple(s["shape"])) for n, s in sig[side].items()}
+            for side in ("inputs", "outputs")}
+
+
+def check_model_io(manifest: dict[str, Any], mode: str,
+                   actual: dict[str, dict[str, tuple[str, tuple[int, ...]]]], where: str) -> None:
+    """Compare the I/O an interpreter reports for ``mode`` with the contract; raise on mismatch."""
+    want = expected_io(manifest, mode)
+    for side in ("inputs", "outputs"):
+        got = actual.get(side, {})
+        if set(got) != set(want[side]):
+            raise ArtifactError(f"{where}: signature {mode!r} has {side} {sorted(got)}, "
+                                f"the manifest says {sorted(want[side])}")
+        for name, (dtype, shape) in want[side].items():
+            g_dtype, g_shape = got[name]
+            if g_dtype != dtype or tuple(g_shape) != shape:
+                raise ArtifactError(f"{where}: signature {mode!r} {side[:-1]} {name!r} is "
+                                    f"{g_dtype}{list(g_shape)}, the manifest says {dtype}{list(shape)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Manifest schema
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _need(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ArtifactError(f"manifest: {msg}")
+
+
+def _check_relpath(v: Any, what: str) -> str:
+    _need(isinstance(v, str) and v != "", f"{what} must be a non-empty file name, got {v!r}")
+    p = PurePosixPath(v)
+    _need(not p.is_absolute() and ".." not in p.parts and "\\" not in v and "\x00" not in v,
+          f"{what} {v!r} must be a relative path inside the artifact")
+    _need(v != MANIFEST, f"{what} cannot be {MANIFEST}")
+    return v
+
+
+def validate_manifest(m: Any) -> None:
+    """Raise :class:`ArtifactError` unless ``m`` is a manifest this runtime can serve.
+
+    Checks the schema and the consistency of its numbers, and that every file it references is
+    listed (with a SHA-256) in ``files``. It does not touch the disk.
+    """
+    _need(isinstance(m, dict), f"must be a JSON object, got {type(m).__name__}")
+    _need(m.get("format") == FORMAT, f"'format' must be {FORMAT!r}, got {m.get('format')!r}")
+    ver = m.get("format_version")
+    if not _is_int(ver) or ver != FORMAT_VERSION:
+        raise ArtifactError(f"manifest: format_version {ver!r} is not supported (this runtime "
+                            f"reads version {FORMAT_VERSION}; use a matching edgerec to re-export)")
+    _need(m.get("target") in TARGETS, f"'target' must be one of {list(TARGETS)}, got {m.get('target')!r}")
+    for key, low in (("num_users", 0), ("num_items", 1), ("dim", 1), ("k", 1),
+                     ("history_capacity", 1), ("exclude_capacity", 1)):
+        v = m.get(key)
+        _need(_is_int(v) and v >= low and v < 2**31 - 1, f"{key!r} must be an integer >= {low}, got {v!r}")
+    _need(m["k"] <= m["num_items"], f"k={m['k']} exceeds num_items={m['num_items']}")
+    _need(m.get("pad_index") == m["num_items"] and _is_int(m.get("pad_index")),
+          f"'pad_index' must equal num_items ({m['num_items']}), got {m.get('pad_index')!r}")
+    modes = m.get("modes")
+    _need(isinstance(modes, list) and modes and all(x in MODES for x in modes)
+          and len(set(modes)) == len(modes), f"'modes' must be a non-empty list from {list(MODES)}, got {modes!r}")
+    if "lookup" in modes:
+        _need(m["num_users"] >= 1, "lookup mode needs num_users >= 1")
+    q = m.get("quantization")
+    _need(isinstance(q, dict), "'quantization' must be an object")
+    _need(q.get("weights") in WEIGHTS, f"quantization.weights must be one of {list(WEIGHTS)}, got {q.get('weights')!r}")
+    _need(q.get("activations") in ACTIVATIONS,
+          f"quantization.activations must be one of {list(ACTIVATIONS)}, got {q.get('activations')!r}")
+
+    files = m.get("files")
+    _need(isinstance(files, dict), "'files' must be an object {file: sha256}")
+    for name, sha in files.items():
+        _check_relpath(name, "files entry")
+        _need(isinstance(sha, str) and bool(_SHA_RE.match(sha)), f"files[{name!r}] is not a hex SHA-256")
+
+    def listed(v: Any, what: str) -> None:
+        _check_relpath(v, what)
+        _need(v in files, f"{what} {v!r} is not listed in 'files' (refusing an unhashed file)")
+
+    ids = m.get("id_maps")
+    _need(isinstance(ids, dict), "'id_maps' must be an object {users, items}")
+    listed(ids.get("users"), "id_maps.users")
+    listed(ids.get("items"), "id_maps.items")
+    listed(m.get("popular"), "popular")
+    seen = m.get("seen")
+    _need(seen is None or isinstance(seen, dict), "'seen' must be null or {indptr, indices}")
+    if seen is not None:
+        listed(seen.get("indptr"), "seen.indptr")
+        listed(seen.get("indices"), "seen.indices")
+    if m.get("eval") is not None:
+        listed(m["eval"], "eval")
+    for key in ("metrics", "toolkit", "source"):
+        _need(m.get(key) is None or isinstance(m[key], dict), f"{key!r} must be an object")
+
+    sigs = m.get("signatures")
+    if m["target"] == "numpy" and sigs is None:
+        sigs = {}
+    _need(isinstance(sigs, dict), "'signatures' must be an object {mode: signature}")
+    want = default_signatures(m["target"], modes, m["k"], m["history_capacity"], m["exclude_capacity"])
+    for mode in modes if m["target"] != "numpy" else [x for x in modes if x in sigs]:
+        s = sigs.get(mode)
+        _need(isinstance(s, dict), f"signatures.{mode} is missing")
+        if m["target"] != "numpy" or s.get("file") is not None:
+            listed(s.get("file"), f"signatures.{mode}.file")
+        _need(isinstance(s.get("key"), str) and s["key"] != "", f"signatures.{mode}.key must be a string")
+        for side in ("inputs", "outputs"):
+            _need(s.get(side) == want[mode][side],
+                  f"signatures.{mode}.{side} is {s.get(side)!r}, expected {want[mode][side]!r} "
+                  f"(from k, history_capacity and exclude_capacity)")
+    extra = set(sigs) - set(modes)
+    _need(not extra, f"signatures for modes not in 'modes': {sorted(extra)}")
+
+    if m["target"] == "numpy":
+        tables = m.get("tables")
+        _need(isinstance(tables, dict), "numpy target needs 'tables' {name: {file, scale_file}}")
+        need = {"item"} | ({"user"} if "lookup" in modes else set()) | (
+            {"history_item"} if "history" in modes else set())
+        _need(need <= set(tables), f"numpy target needs tables {sorted(need)}, has {sorted(tables)}")
+        for name, t in tables.items():
+            _need(name in TABLES, f"unknown table {name!r}")
+            _need(isinstance(t, dict), f"tables.{name} must be an object")
+            listed(t.get("file"), f"tables.{name}.file")
+            if t.get("scale_file") is not None:
+                listed(t["scale_file"], f"tables.{name}.scale_file")
+
+
+def build_manifest(*, target: str, num_users: int, num_items: int, dim: int, k: int,
+                   history_capacity: int, exclude_capacity: int, modes: list[str] | tuple[str, ...],
+                   weights: str, activations: str, seen: bool = True, eval_file: str | None = None,
+                   tables: dict[str, dict[str, str | None]] | None = None,
+                   metrics: dict[str, Any] | None = None, toolkit: dict[str, Any] | None = None,
+                   source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A manifest with the contract's fixed names filled in; ``files`` is left for
+    :func:`write_manifest`, which hashes the directory."""
+    modes = list(modes)
+    m: dict[str, Any] = {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "target": target,
+        "num_users": num_users, "num_items": num_items, "dim": dim, "k": k,
+        "history_capacity": history_capacity, "exclude_capacity": exclude_capacity,
+        "pad_index": num_items, "modes": modes,
+        "signatures": default_signatures(target, modes, k, history_capacity, exclude_capacity),
+        "quantization": {"weights": weights, "activations": activations},
+        "id_maps": {"users": "users.json", "items": "items.json"},
+        "popular": "popular.npy",
+        "seen": {"indptr": "seen_indptr.npy", "indices": "seen_indices.npy"} if seen else None,
+        "eval": eval_file,
+        "metrics": metrics or {}, "toolkit": toolkit or {}, "source": source or {},
+        "files": {},
+    }
+    if target == "numpy":
+        m["tables"] = tables or {}
+    return m
+
+
+def write_manifest(directory: str | os.PathLike[str], manifest: dict[str, Any]) -> dict[str, Any]:
+    """Hash every file under ``directory`` into ``files``, validate, write ``manifest.json``
+    atomically, and return the completed manifest (the input is not modified)."""
+    root = Path(directory)
+    m = json.loads(json.dumps(manifest))  # a deep copy that is also proof it is JSON-able
+    m["files"] = {p.relative_to(root).as_posix(): sha256_file(p)
+                  for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).as_posix() != MANIFEST}
+    validate_manifest(m)
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=root)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(m, f, indent=2, sort_keys=False)
+        os.replace(tmp, root / MANIFEST)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading an artifact
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A validated artifact directory: manifest, id maps, fallback and seen items, tables."""
+
+    root: Path
+    manifest: dict[str, Any]
+    user_ids: list[str | int]
+    item_ids: list[str | int]
+    popular: np.ndarray
+    seen_indptr: np.ndarray | None
+    seen_indices: np.ndarray | None
+    tables: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return str(self.manifest["target"])
+
+    @property
+    def num_items(self) -> int:
+        return int(self.manifest["num_items"])
+
+    @property
+    def num_users(self) -> int:
+        return int(self.manifest["num_users"])
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def seen(self, user: int) -> np.ndarray:
+        """Dense item indices the user saw in training (empty if the artifact ships none)."""
+        if self.seen_indptr is None or self.seen_indices is None:
+            return np.zeros(0, np.int32)
+        return self.seen_indices[self.seen_indptr[user]: self.seen_indptr[user + 1]]
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """Parse ``manifest.json`` (size-capped, strict JSON) and validate its schema."""
+    f = root / MANIFEST
+    if not root.is_dir():
+        raise ArtifactError(f"{root}: not an artifact directory")
+    if not f.is_file():
+        raise ArtifactError(f"{root}: no {MANIFEST} (not an edgerec artifact)")
+    if f.stat().st_size > _MAX_MANIFEST_BYTES:
+        raise ArtifactError(f"{f}: larger than {_MAX_MANIFEST_BYTES} bytes")
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    try:
+        m = json.loads(f.read_bytes().decode("utf-8"), parse_constant=no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ArtifactError(f"{f}: invalid JSON ({e.__class__.__name__}: {e})") from None
+    try:
+        validate_manifest(m)
+    except ArtifactError as e:
+        raise ArtifactError(f"{f}: {e}") from None
+    return m
+
+
+def verify_files(root: Path, manifest: dict[str, Any]) -> None:
+    """Check each listed file exists inside ``root`` and matches its SHA-256."""
+    real_root = root.resolve()
+    for name, sha in manifest["files"].items():
+        p = root / name
+        try:
+            inside = p.resolve().is_relative_to(real_root)
+        except (OSError, RuntimeError):
+            inside = False
+        if not inside:
+            raise ArtifactError(f"{root}: {name} points outside the artifact")
+        if not p.is_file():
+            raise ArtifactError(f"{root}: {name} is listed in the manifest but missing")
+        if sha256_file(p) != sha:
+            raise ChecksumError(f"{root}: {name} does not match its SHA-256 in the manifest "
+                                "(corrupt, truncated or edited)")
+
+
+def _load_npy(root: Path, name: str, mmap: bool = False) -> np.ndarray:
+    try:
+        a = np.load(root / name, allow_pickle=False, mmap_mode="r" if mmap else None)
+    except Exception as e:  # numpy raises ValueError/OSError/EOFError... for forged files
+        raise ArtifactError(f"{root}: cannot read {name}: {e.__class__.__name__}: {e}") from None
+    if not isinstance(a, np.ndarray):
+        raise ArtifactError(f"{root}: {name} is not a single array")
+    return a
+
+
+def _load_ids(root: Path, name: str, count: int, what: str) -> list[str | int]:
+    try:
+        ids = json.loads((root / name).read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ArtifactError(f"{root}: {name} is not valid JSON ({e})") from None
+    if not isinstance(ids, list) or not all(
+            isinstance(x, str) or _is_int(x) for x in ids):
+        raise ArtifactError(f"{root}: {name} must be a JSON list of string or integer {what} ids")
+    if len(ids) != count:
+        raise ArtifactError(f"{root}: {name} has {len(ids)} {what} ids, the manifest says {count}")
+    if len(set(ids)) != len(ids):
+        raise ArtifactError(f"{root}: {name} has duplicate {what} ids")
+    return ids
+
+
+def _int_vector(a: np.ndarray, root: Path, name: str) -> np.ndarray:
+    if a.ndim != 1 or a.dtype.kind not in "iu":
+        raise ArtifactError(f"{root}: {name} must be a 1-D integer array, got {a.dtype}{list(a.shape)}")
+    return a
+
+
+def load_artifact(path: str | os.PathLike[str]) -> Artifact:
+    """Read and fully validate an artifact directory; any defect raises :class:`ArtifactError`."""
+    root = Path(path)
+    try:
+        return _load_artifact(root)
+    except OSError as e:  # permissions, a directory where a file should be, ...
+        raise ArtifactError(f"{root}: {e.__class__.__name__}: {e.strerror or e}") from None
+
+
+def _load_artifact(root: Path) -> Artifact:
+    m = read_manifest(root)
+    verify_files(root, m)
+    n_items, n_users = m["num_items"], m["num_users"]
+    users = _load_ids(root, m["id_maps"]["users"], n_users, "user")
+    items = _load_ids(root, m["id_maps"]["items"], n_items, "item")
+
+    popular = _int_vector(_load_npy(root, m["popular"]), root, m["popular"])
+    if popular.size and (popular.min() < 0 or popular.max() >= n_items):
+        raise ArtifactError(f"{root}: {m['popular']} has item indices outside [0, {n_items})")
+    popular = popular.astype(np.int32)
+    if len(np.unique(popular)) != popular.size:
+        raise ArtifactError(f"{root}: {m['popular']} repeats items")
+
+    indptr = indices = None
+    if m.get("seen") is not None:  # optional: absent and null both mean "no seen items"
+        indptr = _int_vector(_load_npy(root, m["seen"]["indptr"]), root, m["seen"]["indptr"])
+        indices = _int_vector(_load_npy(root, m["seen"]["indices"]), root, m["seen"]["indices"])
+        if indptr.shape != (n_users + 1,) or indptr[0] != 0 or indptr[-1] != indices.size \
+                or np.any(np.diff(indptr) < 0):
+            raise ArtifactError(f"{root}: seen-items CSR indptr is not a monotone [num_users+1] "
+                                "array covering the indices")
+        if indices.size and (indices.min() < 0 or indices.max() >= n_items):
+            raise ArtifactError(f"{root}: seen-items indices outside [0, {n_items})")
+        indptr, indices = indptr.astype(np.int64), indices.astype(np.int32)
+
+    tables: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    if m["target"] == "numpy":
+        for name, t in m["tables"].items():
+            tables[name] = _load_table(root, name, t, m)
+    return Artifact(root=root, manifest=m, user_ids=users, item_ids=items, popular=popular,
+                    seen_indptr=indptr, seen_indices=indices, tables=tables)
+
+
+def _load_table(root: Path, name: str, t: dict[str, Any], m: dict[str, Any]
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A numpy-target table, memory-mapped; rows = num_items/num_users (+1 zero pad row allowed)."""
+    values = _load_npy(root, t["file"], mmap=True)
+    rows = m["num_users"] if name in ("user", "user_base") else m["num_items"]
+    if values.ndim != 2 or values.shape[1] != m["dim"] or values.shape[0] not in (rows, rows + 1):
+        raise ArtifactError(f"{root}: table {name!r} is {list(values.shape)}, expected [{rows}, {m['dim']}]")
+    if values.dtype not in (np.int8, np.float16, np.float32):
+        raise ArtifactError(f"{root}: table {name!r} has dtype {values.dtype}")
+    scale = None
+    if values.dtype == np.int8:
+        if t.get("scale_file") is None:
+            raise ArtifactError(f"{root}: int8 table {name!r} has no scale_file")
+        scale = _load_npy(root, t["scale_file"])
+        if scale.dtype != np.float32 or scale.shape != (values.shape[0],):
+            raise ArtifactError(f"{root}: scale of {name!r} must be float32 [{values.shape[0]}]")
+        if not np.all(np.isfinite(scale)):
+            raise ArtifactError(f"{root}: scale of {name!r} has NaN or Inf")
+    elif t.get("scale_file") is not None:
+        raise ArtifactError(f"{root}: {values.dtype} table {name!r} has a scale_file")
+    elif not math.isfinite(float(np.abs(values).max(initial=0.0))):
+        raise ArtifactError(f"{root}: table {name!r} contains NaN or Inf")
+    return values, scale

@@ -1,0 +1,74 @@
+"""The TFLite signature-runner backend shared by LiteRT and the legacy tflite_runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from runtime.artifact import Artifact, check_model_io
+from runtime.errors import ArtifactError
+
+
+class TFLiteBackend:
+    """One interpreter on ``model.tflite`` (memory-mapped by ``model_path``), one runner per mode.
+
+    A TFLite interpreter is not safe to invoke from two threads, so ``thread_safe`` is False
+    and the recommender keeps one instance per thread. The builtin kernels are used without
+    LiteRT's default XNNPACK delegate: the artifact's ``quantization.activations`` describes
+    the builtin hybrid kernels (what the exporter's parity check verified); XNNPACK quantizes
+    the user vector with different rounding, so its top-k can differ from the verified one.
+    """
+
+    thread_safe = False
+
+    def __init__(self, name: str, interpreter_cls: Any, resolver: Any, artifact: Artifact,
+                 num_threads: int | None) -> None:
+        self.name = name
+        m = artifact.manifest
+        files = {m["signatures"][mode]["file"] for mode in m["modes"]}
+        if len(files) != 1:
+            raise ArtifactError(f"{artifact.root}: a tflite artifact has one model file, got {sorted(files)}")
+        path = artifact.path(files.pop())
+        try:
+            self._interp = interpreter_cls(model_path=str(path), num_threads=num_threads,
+                                           experimental_op_resolver_type=resolver)
+            keys = self._interp.get_signature_list()
+        except Exception as e:  # the interpreter raises ValueError/RuntimeError on a bad model
+            raise ArtifactError(f"{path}: the interpreter refused the model: {_line(e)}") from None
+        self._runners: dict[str, Any] = {}
+        for mode in m["modes"]:
+            key = m["signatures"][mode]["key"]
+            if key not in keys:
+                raise ArtifactError(f"{path}: no signature {key!r} (has {sorted(keys)})")
+            runner = self._interp.get_signature_runner(key)
+            check_model_io(m, mode, {"inputs": _io(runner.get_input_details()),
+                                     "outputs": _io(runner.get_output_details())}, str(path))
+            self._runners[mode] = runner
+
+    def lookup(self, user: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._run("lookup", user=user, exclude=exclude)
+        return out["scores"], out["items"]
+
+    def history(self, items: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._run("history", history=items, length=length)
+        return out["scores"], out["items"]
+
+    def runner(self, mode: str) -> Any:
+        """The bare signature runner (for benchmarks measuring the runtime's own overhead)."""
+        return self._runners[mode]
+
+    def _run(self, mode: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
+        try:
+            return self._runners[mode](**inputs)
+        except Exception as e:
+            raise ArtifactError(f"the {self.name} interpreter failed on {mode!r}: {_line(e)}") from None
+
+
+def _io(details: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...]]]:
+    return {n: (np.dtype(d["dtype"]).name, tuple(int(x) for x in d["shape"])) for n, d in details.items()}
+
+
+def _line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{e.__class__.__name__}: {text[:300]}"

@@ -1,0 +1,23 @@
+"""LiteRT (``ai-edge-litert``), the maintained TFLite interpreter: ``pip install ai-edge-litert``."""
+
+from __future__ import annotations
+
+from runtime.artifact import Artifact
+from runtime.backends._tflite_common import TFLiteBackend
+from runtime.errors import BackendUnavailable
+
+
+def check_available() -> None:
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError as e:
+        raise BackendUnavailable(f"litert: ai-edge-litert is not installed ({e}); "
+                                 "pip install 'edgerec[runtime]'") from None
+
+
+def create(artifact: Artifact, num_threads: int | None) -> TFLiteBackend:
+    check_available()
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    return TFLiteBackend("litert", Interpreter, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+                         artifact, num_threads)

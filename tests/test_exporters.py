@@ -1,0 +1,214 @@
+"""export_ir: verified artifacts for tflite / onnx / numpy, refusals, atomicity, determinism."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgerec.errors import ExportError
+from edgerec.passes.quantize import quantize
+from exporters import export_ir, parity
+from runtime import artifact
+from tests.factories import make_ir
+
+K = 10
+
+
+@pytest.fixture(scope="module")
+def irs():
+    base = make_ir(num_users=70, num_items=1100, dim=16, seed=1)
+    return {"float32": base, "int8": quantize(base, "int8")[0],
+            "float16": quantize(base, "float16")[0]}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _check_artifact(root: Path, m: dict, ir, target: str) -> None:
+    on_disk = json.loads((root / "manifest.json").read_text())
+    assert on_disk == m
+    assert m["target"] == target and m["k"] == K and m["pad_index"] == ir.num_items
+    assert m["modes"] == list(ir.modes)
+    assert m["exclude_capacity"] == int(np.diff(ir.seen_indptr).max())
+    assert set(m["files"]) == set(_files(root)) - {"manifest.json"}
+    for name, sha in m["files"].items():
+        assert artifact.sha256_file(root / name) == sha
+    assert m["source"]["checkpoint_fingerprint"] == "random-1"
+    assert len(m["source"]["ir_fingerprint"]) == 64
+    p = m["metrics"]["parity"]
+    for mode in ir.modes:
+        r = p["modes"][mode]
+        assert r["queries"] >= (256 if mode == "history" else ir.num_users)
+        assert r[f"agreement@{K}"] >= 0.99
+        assert r[f"agreement@{K}_vs_float"] >= 0.9
+    assert artifact.load_artifact(root).manifest == m  # the runtime accepts what we wrote
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32", "float16"])
+def test_tflite_export(tmp_path: Path, irs, dtype: str) -> None:
+    pytest.importorskip("tensorflow")
+    from exporters import tflite
+
+    ir = irs[dtype]
+    m = export_ir(ir, tmp_path / "a", "tflite", k=K, history_capacity=8)
+    _check_artifact(tmp_path / "a", m, ir, "tflite")
+    assert m["quantization"]["weights"] == {"int8": "int8-per-row"}.get(dtype, dtype)
+    assert m["quantization"]["activations"] == ("dynamic-int8-asymmetric" if dtype == "int8" else "float")
+    data = (tmp_path / "a" / "model.tflite").read_bytes()
+    ops = tflite.list_ops(data)
+    assert set(ops) == {"lookup", "history"}
+    for names in ops.values():
+        assert not [o for o in names if o.startswith(("CUSTOM", "UNKNOWN", "Flex"))]
+        assert "TOPK_V2" in names and "FULLY_CONNECTED" in names
+        if dtype == "int8":
+            assert "DEQUANTIZE" not in names  # no float copy of a table, scales kept float32
+    if dtype == "int8":  # one copy of the item table, int8: the file is about the tables' size
+        assert len(data) < ir.nbytes + 4 * ir.num_items + 30_000
+        assert m["metrics"]["parity"]["modes"]["lookup"]["exact_match_rate"] >= 0.99
+
+
+def test_tflite_export_is_deterministic(tmp_path: Path, irs) -> None:
+    pytest.importorskip("tensorflow")
+    a = export_ir(irs["int8"], tmp_path / "a", "tflite", k=K, history_capacity=8)
+    b = export_ir(irs["int8"], tmp_path / "b", "tflite", k=K, history_capacity=8)
+    assert a == b
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32", "float16"])
+def test_onnx_export(tmp_path: Path, irs, dtype: str) -> None:
+    pytest.importorskip("onnxruntime")
+    import onnx
+
+    ir = irs[dtype]
+    m = export_ir(ir, tmp_path / "a", "onnx", k=K, history_capacity=8)
+    _check_artifact(tmp_path / "a", m, ir, "onnx")
+    assert m["quantization"]["activations"] == ("dynamic-uint8-asymmetric" if dtype == "int8" else "float")
+    for mode in ir.modes:
+        model = onnx.load(tmp_path / "a" / f"{mode}.onnx")
+        onnx.checker.check_model(model, full_check=True)
+        assert [o.name for o in model.graph.output] == ["scores", "items"]
+        assert [i.name for i in model.graph.input] == list(parity.input_names(mode))
+        if dtype == "int8":
+            assert {n.op_type for n in model.graph.node} >= {"DynamicQuantizeLinear", "MatMulInteger"}
+            assert m["metrics"]["parity"]["modes"][mode]["exact_match_rate"] >= 0.99
+    again = export_ir(ir, tmp_path / "b", "onnx", k=K, history_capacity=8)
+    assert again == m and _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_numpy_export(tmp_path: Path, irs, dtype: str) -> None:
+    ir = irs[dtype]
+    m = export_ir(ir, tmp_path / "a", "numpy", k=K)
+    _check_artifact(tmp_path / "a", m, ir, "numpy")
+    t = m["tables"]["item"]
+    values = np.load(tmp_path / "a" / t["file"], allow_pickle=False)
+    assert np.array_equal(values, ir.tables["item"].values)
+    assert (t["scale_file"] is None) == (dtype != "int8")
+
+
+def test_lookup_only_ir_has_seen_files_and_history_only_has_none(tmp_path: Path) -> None:
+    ir = make_ir(num_users=30, num_items=300, modes=("history",))
+    m = export_ir(ir, tmp_path / "h", "numpy", k=K)
+    assert m["seen"] is None and not (tmp_path / "h" / "seen_indptr.npy").exists()
+    ir = make_ir(num_users=30, num_items=300, modes=("lookup",))
+    m = export_ir(ir, tmp_path / "l", "numpy", k=K)
+    assert m["seen"] == {"indptr": "seen_indptr.npy", "indices": "seen_indices.npy"}
+
+
+def _leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir())
+
+
+def test_refusals_leave_nothing_behind(tmp_path: Path, irs) -> None:
+    ir = irs["float32"]
+    with pytest.raises(ExportError, match="unknown target"):
+        export_ir(ir, tmp_path / "x", "coreml")
+    with pytest.raises(ExportError, match="k must be"):
+        export_ir(ir, tmp_path / "x", "numpy", k=ir.num_items + 1)
+    with pytest.raises(ExportError, match="dot-product scorers"):
+        export_ir(ir.replace(scorer={"kind": "mlp", "hidden": 8}), tmp_path / "x", "numpy")
+    with pytest.raises(ExportError, match="extra file"):
+        export_ir(ir, tmp_path / "x", "numpy", extra_files={"../evil": b""})
+    with pytest.raises(ExportError, match="min_parity"):
+        export_ir(ir, tmp_path / "x", "numpy", k=K, min_parity=1.5)
+    assert _leftovers(tmp_path) == []
+
+
+def test_existing_output_needs_overwrite(tmp_path: Path, irs) -> None:
+    out = tmp_path / "a"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="exists"):
+        export_ir(irs["float32"], out, "numpy", k=K)
+    assert (out / "keep.txt").read_text() == "mine"
+    m = export_ir(irs["float32"], out, "numpy", k=K, overwrite=True,
+                  extra_files={"eval.json": b"{}"}, metrics={"float": {"recall@20": 0.1}})
+    assert not (out / "keep.txt").exists()
+    assert m["eval"] == "eval.json" and "eval.json" in m["files"]
+    assert m["metrics"]["float"] == {"recall@20": 0.1}
+    assert _leftovers(tmp_path) == ["a"]
+
+
+def test_interrupt_leaves_nothing_and_keeps_old_artifact(tmp_path: Path, irs, monkeypatch) -> None:
+    out = tmp_path / "a"
+    first = export_ir(irs["float32"], out, "numpy", k=K)
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(parity, "compare", boom)
+    with pytest.raises(KeyboardInterrupt):
+        export_ir(irs["int8"], out, "numpy", k=K, overwrite=True)
+    assert _leftovers(tmp_path) == ["a"]
+    assert json.loads((out / "manifest.json").read_text()) == first
+
+
+def test_parity_queries_truncate_history_to_most_recent(irs) -> None:
+    ir = irs["float32"]
+    qs = parity.sample_queries(ir, n=500, history_capacity=3, exclude_capacity=20)
+    h_name = parity.input_names("history")[0]
+    users = sorted(range(ir.num_users))
+    hist = [f for mode, f in qs if mode == "history"]
+    assert len(hist) == 500  # the IR's 70 users, then random histories
+    for u, f in zip(users, hist[: ir.num_users], strict=True):
+        seen = ir.seen(u)
+        n = int(f["length"][0])
+        assert n == min(3, seen.size)
+        assert f[h_name][:n].tolist() == seen[-3:].tolist()
+        assert (f[h_name][n:] == ir.num_items).all()
+    for f in hist[ir.num_users:]:
+        n = int(f["length"][0])
+        assert 1 <= n <= 3 and len(set(f[h_name][:n].tolist())) == n
+        assert (f[h_name][n:] == ir.num_items).all()
+
+
+def test_tiny_int8_table_stays_exact_in_float(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    ir = quantize(make_ir(num_users=20, num_items=40, dim=8), "int8")[0]  # 320 weights < 1024
+    m = export_ir(ir, tmp_path / "a", "tflite", k=5, history_capacity=4)
+    assert m["quantization"] == {"weights": "int8-per-row", "activations": "float"}
+    assert m["metrics"]["parity"]["modes"]["lookup"]["exact_match_rate"] == 1.0
+
+
+def test_a_model_that_disagrees_is_refused(tmp_path: Path, irs, monkeypatch) -> None:
+    pytest.importorskip("onnxruntime")
+    real = parity.onnx_runner
+
+    def off_by_one(files):
+        run = real(files)
+
+        def wrong(mode, feeds):
+            out = run(mode, feeds)
+            return {"scores": out["scores"], "items": (out["items"] + 1) % irs["int8"].num_items}
+
+        return wrong
+
+    monkeypatch.setattr(parity, "onnx_runner", off_by_one)
+    with pytest.raises(ExportError, match="disagrees with its numpy emulation"):
+        export_ir(irs["int8"], tmp_path / "a", "onnx", k=K, history_capacity=8)
+    assert _leftovers(tmp_path) == []

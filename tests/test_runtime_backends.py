@@ -1,0 +1,134 @@
+"""The interpreter backends (LiteRT, ONNX Runtime) against the numpy reference, and the
+checks made once an interpreter has loaded a model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import runtime
+from runtime.artifact import write_manifest
+from runtime.errors import ArtifactError, InvalidArgumentError
+from tests.test_runtime_build import (
+    EXCLUDE_CAPACITY,
+    HISTORY_CAPACITY,
+    K,
+    exported_artifact,
+    numpy_artifact,
+    small_ir,
+)
+
+BACKEND = {"tflite": "litert", "onnx": "onnx"}
+
+
+@pytest.fixture(scope="module", params=["int8", "none"])
+def scheme(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def ir(scheme):
+    return small_ir(scheme, num_users=30, num_items=120)
+
+
+@pytest.fixture(scope="module")
+def ref_art(ir, tmp_path_factory):
+    return numpy_artifact(ir, tmp_path_factory.mktemp("ref") / "a")
+
+
+@pytest.fixture(scope="module", params=["tflite", "onnx"])
+def target_art(request, ir, tmp_path_factory):
+    return request.param, exported_artifact(ir, tmp_path_factory.mktemp(request.param) / "a",
+                                            request.param)
+
+
+def ids(recs):
+    return [i for i, _ in recs]
+
+
+def test_same_top_k_as_reference(ir, ref_art, target_art, scheme):
+    target, art = target_art
+    rec = runtime.load(art)
+    assert rec.backend_name == BACKEND[target]
+    acts = rec.manifest["quantization"]["activations"]
+    assert (acts == "float") == (scheme == "none")
+    ref = runtime.load(ref_art, backend="reference", activations=acts)
+    rng = np.random.default_rng(0)
+    for u in range(ir.num_users):
+        got, want = rec.recommend(u, k=K), ref.recommend(u, k=K)
+        assert ids(got) == ids(want), u
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=1e-4, atol=1e-4)
+        extra = rng.choice(ir.num_items, size=12, replace=False).tolist()  # > exclude_capacity
+        assert ids(rec.recommend(u, k=8, exclude=extra)) == ids(ref.recommend(u, k=8, exclude=extra))
+    for n in (1, 3, HISTORY_CAPACITY, HISTORY_CAPACITY + 5):
+        for _ in range(10):
+            h = rng.choice(ir.num_items, size=n, replace=False).tolist()
+            assert ids(rec.recommend_from_history(h, k=K)) == ids(ref.recommend_from_history(h, k=K))
+
+
+def test_num_threads_and_explicit_backend(target_art):
+    target, art = target_art
+    a = runtime.load(art, backend=BACKEND[target], num_threads=2)
+    b = runtime.load(art, num_threads=1)
+    assert a.recommend(4) == b.recommend(4)
+    with pytest.raises(InvalidArgumentError, match="reference backend only"):
+        runtime.load(art, activations="float")
+    with pytest.raises(InvalidArgumentError, match="cannot run"):
+        runtime.load(art, backend="reference")
+
+
+def test_model_signature_checked_against_manifest(target_art, tmp_path):
+    """A manifest that is self-consistent but disagrees with the model file is refused."""
+    target, art = target_art
+    bad = tmp_path / "bad"
+    shutil.copytree(art, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    m["k"] = K - 1
+    for sig in m["signatures"].values():
+        for name in ("scores", "items"):
+            sig["outputs"][name]["shape"] = [K - 1]
+    m.pop("files")
+    write_manifest(bad, m)
+    with pytest.raises(ArtifactError, match=r"output 'scores' is float32\[20\], the manifest says float32\[19\]"):
+        runtime.load(bad)
+    m = json.loads((art / "manifest.json").read_text())
+    m["exclude_capacity"] = EXCLUDE_CAPACITY + 1
+    m["signatures"]["lookup"]["inputs"]["exclude"]["shape"] = [EXCLUDE_CAPACITY + 1]
+    m.pop("files")
+    shutil.rmtree(bad)
+    shutil.copytree(art, bad)
+    write_manifest(bad, m)
+    with pytest.raises(ArtifactError, match="input 'exclude'"):
+        runtime.load(bad)
+
+
+def test_wrong_model_file_is_refused(target_art, tmp_path):
+    target, art = target_art
+    bad = tmp_path / "garbage"
+    shutil.copytree(art, bad)
+    m = json.loads((bad / "manifest.json").read_text())
+    for f in {s["file"] for s in m["signatures"].values()}:
+        (bad / f).write_bytes(b"\x00" * 64 + b"not a model" * 10)
+    m.pop("files")
+    write_manifest(bad, m)  # hashes match: only the interpreter can tell
+    with pytest.raises(ArtifactError, match="refused the model"):
+        runtime.load(bad)
+
+
+def test_tflite_model_is_memory_mapped_and_numpy_tables_too(target_art, ref_art):
+    """LiteRT gets ``model_path`` (mmap, no Python copy); numpy tables use ``mmap_mode``."""
+    target, art = target_art
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("no /proc/self/maps here")
+    rec = runtime.load(art)
+    if target == "tflite":
+        assert str((art / "model.tflite").resolve()) in maps.read_text()
+    ref = runtime.load(ref_art)
+    item = ref.artifact.tables["item"][0]
+    assert isinstance(item, np.memmap) or isinstance(item.base, np.memmap)
+    assert rec.recommend(1)

@@ -1,0 +1,122 @@
+"""The runtime installs alone: a fresh venv with only ``edgerec[runtime]`` and
+``edgerec[runtime-onnx]`` (numpy + ai-edge-litert + onnxruntime, no torch, no tensorflow) loads
+artifacts made here and gives the numpy reference's top-k exactly.
+
+Slow (a venv and a pip resolve); needs PyPI, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import runtime
+from runtime.errors import BackendUnavailable
+from tests.test_runtime_build import exported_artifact, numpy_artifact, small_ir
+
+ROOT = Path(__file__).resolve().parents[1]
+USERS, HISTORIES = [0, 3, 7, 11], [[1], [5, 9, 2], list(range(40, 60))]
+
+DEVICE_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import runtime
+    out = {}
+    for target, path in json.loads(sys.argv[1]).items():
+        rec = runtime.load(path)
+        s = rec.session()
+        s.add(int(sys.argv[3]))
+        out[target] = {
+            "backend": rec.backend_name,
+            "lookup": [rec.recommend(u, k=10) for u in json.loads(sys.argv[2])["users"]],
+            "history": [rec.recommend_from_history(h, k=10) for h in json.loads(sys.argv[2])["histories"]],
+            "session": s.recommend(5),
+        }
+    bad = sorted(m for m in ("torch", "tensorflow", "edgerec", "torch_geometric") if m in sys.modules)
+    out["heavy_modules"] = bad
+    print(json.dumps(out))
+""")
+
+
+def _source_tree(dst: Path) -> Path:
+    """A copy of what the wheel is built from, so the build never writes into the checkout."""
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (ROOT / name).exists():
+            shutil.copy(ROOT / name, dst / name)
+    if not (dst / "README.md").exists():
+        (dst / "README.md").write_text("edgerec\n")
+    for pkg in ("runtime", "edgerec", "exporters", "device_bench"):
+        if (ROOT / pkg).is_dir():
+            shutil.copytree(ROOT / pkg, dst / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    return dst
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, **kw)
+    assert r.returncode == 0, f"{cmd[:4]} failed:\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+def _as_pairs(recs):
+    return [[[i, s] for i, s in r] for r in recs]
+
+
+@pytest.mark.slow
+def test_fresh_venv_runs_every_target(tmp_path):
+    ir = small_ir(num_users=12, num_items=80)
+    arts = {"numpy": numpy_artifact(ir, tmp_path / "art-numpy"),
+            "tflite": exported_artifact(ir, tmp_path / "art-tflite", "tflite"),
+            "onnx": exported_artifact(ir, tmp_path / "art-onnx", "onnx")}
+    (tmp_path / "src").mkdir()
+    src = _source_tree(tmp_path / "src")
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)])
+    py = str(venv / "bin" / "python")
+    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+          f"{src}[runtime]", f"{src}[runtime-onnx]"])
+    freeze = _run([py, "-m", "pip", "freeze"]).stdout.lower()
+    assert "torch" not in freeze and "tensorflow" not in freeze, freeze
+    script = tmp_path / "device.py"
+    script.write_text(DEVICE_SCRIPT)
+    args = json.dumps({"users": USERS, "histories": HISTORIES})
+    out = json.loads(_run([py, "-I", str(script), json.dumps({t: str(p) for t, p in arts.items()}),
+                           args, "17"], cwd=tmp_path).stdout)
+    assert out["heavy_modules"] == []
+    assert out["tflite"]["backend"] == "litert" and out["onnx"]["backend"] == "onnx"
+    for target, art in arts.items():
+        # The numpy reference with the target's own activation arithmetic: same items, in order.
+        acts = runtime.load(art).manifest["quantization"]["activations"]
+        ref = runtime.load(arts["numpy"], backend="reference", activations=acts)
+        got = out[target]
+        want_lookup = [ref.recommend(u, k=10) for u in USERS]
+        want_hist = [ref.recommend_from_history(h, k=10) for h in HISTORIES]
+        assert [[i for i, _ in r] for r in got["lookup"]] == [[i for i, _ in r] for r in want_lookup], target
+        assert [[i for i, _ in r] for r in got["history"]] == [[i for i, _ in r] for r in want_hist], target
+        assert [i for i, _ in got["session"]] == [i for i, _ in ref.recommend_from_history([17], k=5)]
+        if target == "numpy":
+            assert got["lookup"] == _as_pairs(want_lookup)
+
+
+def test_backends_unavailable_is_one_line(monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def fake(name, *a, **kw):
+        if name.startswith(("onnxruntime", "ai_edge_litert", "tflite_runtime")):
+            raise ImportError(f"No module named {name!r}")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    from runtime import backends
+    with pytest.raises(BackendUnavailable, match="no interpreter for a 'tflite' artifact: litert: ") as e:
+        backends.resolve("auto", "tflite")
+    assert "\n" not in str(e.value)
+    with pytest.raises(BackendUnavailable, match="onnxruntime is not installed"):
+        backends.resolve("onnx", "onnx")
