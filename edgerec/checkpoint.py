@@ -132,7 +132,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         if files.get(f) != _sha256(p):
             raise CheckpointError(f"{p}: does not match the SHA-256 in config.json (truncated, corrupt or replaced)")
     state = _load_safetensors(root / "weights.safetensors")
-    model = build_model(config)
+    try:
+        model = build_model(config)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{cfg_file}: cannot build the model ({e.__class__.__name__}: {e})") from None
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:

@@ -27,8 +27,29 @@ from edgerec.errors import IRError
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
-TABLE_NAMES = ("item", "user", "history_item", "user_base")
+TABLE_NAMES = ("item", "user", "history_item", "user_base",
+               # nonlinear encoders' history programs (docs/architecture.md, "GNN encoders")
+               "user_default", "user_self", "user_logit", "history_logit", "history_bias",
+               # the MLP scoring head
+               "mlp_item", "mlp_w1_user", "mlp_b1", "mlp_w2", "mlp_b2")
 MODES = ("lookup", "history")
+# Shape of each table: "U" users, "I" items, "d" embedding width, "h" MLP hidden width, or a number.
+TABLE_SHAPES: dict[str, tuple[str | int, str | int]] = {
+    "item": ("I", "d"), "user": ("U", "d"), "history_item": ("I", "d"), "user_base": ("U", "d"),
+    "user_default": (1, "d"), "user_self": ("U", "d"), "user_logit": ("U", 2),
+    "history_logit": ("I", 1), "history_bias": (1, "d"),
+    "mlp_item": ("I", "h"), "mlp_w1_user": ("d", "h"), "mlp_b1": (1, "h"), "mlp_w2": ("h", 1),
+    "mlp_b2": (1, 1),
+}
+# The history program of each encoder kind: (aggregation, norm) and the tables it needs.
+HISTORY_SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "lightgcn": ("sum", "rsqrt_len", ("history_item",)),
+    "sage": ("mean", "inv_len", ("history_item", "user_default")),
+    "gcn": ("sum", "rsqrt_len_plus_one", ("history_item", "user_default")),
+    "gat": ("attention", "softmax", ("history_item", "history_logit", "history_bias")),
+}
+MLP_TABLES = ("mlp_item", "mlp_w1_user", "mlp_b1", "mlp_w2", "mlp_b2")
+SCORERS = ("dot", "mlp")
 _DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
 
 
@@ -89,6 +110,7 @@ class IR:
     seen_indptr: np.ndarray
     seen_indices: np.ndarray
     scorer: dict[str, Any] = field(default_factory=lambda: {"kind": "dot"})
+    history: dict[str, Any] = field(default_factory=lambda: {"norm": "rsqrt_len"})
     model: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     passes: tuple[dict[str, Any], ...] = ()
@@ -103,12 +125,16 @@ class IR:
         """Bytes of the tables a device needs for the IR's modes."""
         return sum(self.tables[n].nbytes for n in self.serving_tables())
 
+    @property
+    def history_kind(self) -> str:
+        return str(self.history.get("kind", "lightgcn"))
+
     def serving_tables(self) -> list[str]:
-        names = ["item"]
+        names = list(MLP_TABLES) if self.scorer.get("kind") == "mlp" else ["item"]
         if "lookup" in self.modes:
             names.append("user")
         if "history" in self.modes:
-            names.append("history_item")
+            names += ["history_item", "history_logit", "history_bias", "user_default"]
         return [n for n in names if n in self.tables]
 
     def seen(self, user: int) -> np.ndarray:
@@ -131,18 +157,21 @@ class IR:
         if "history" in self.modes and "history_item" not in self.tables:
             raise IRError("IR in history mode has no 'history_item' table")
         dim = self.tables["item"].shape[1] if self.tables["item"].values.ndim == 2 else -1
-        rows = {"item": self.num_items, "history_item": self.num_items,
-                "user": self.num_users, "user_base": self.num_users}
+        self._validate_programs()
+        h = self.tables["mlp_b1"].shape[1] if "mlp_b1" in self.tables and self.tables["mlp_b1"].values.ndim == 2 else -1
+        sizes: dict[str | int, int] = {"U": self.num_users, "I": self.num_items, "d": dim, "h": h}
         for name, t in self.tables.items():
             if name not in TABLE_NAMES:
                 raise IRError(f"unknown table {name!r}")
-            if t.values.ndim != 2 or t.shape != (rows[name], dim):
-                raise IRError(f"table {name!r} has shape {list(t.shape)}, expected [{rows[name]}, {dim}]")
+            expected = tuple(sizes.get(x, x) for x in TABLE_SHAPES[name])
+            rows = expected[0]
+            if t.values.ndim != 2 or t.shape != expected:
+                raise IRError(f"table {name!r} has shape {list(t.shape)}, expected {list(expected)}")
             if t.dtype not in _DTYPES:
                 raise IRError(f"table {name!r} has dtype {t.dtype}, expected one of {list(_DTYPES)}")
             if t.dtype == "int8":
-                if t.scale is None or t.scale.shape != (rows[name],) or t.scale.dtype != np.float32:
-                    raise IRError(f"int8 table {name!r} needs a float32 scale of shape [{rows[name]}]")
+                if t.scale is None or t.scale.shape != (rows,) or t.scale.dtype != np.float32:
+                    raise IRError(f"int8 table {name!r} needs a float32 scale of shape [{rows}]")
                 if not np.all(np.isfinite(t.scale)) or np.any(t.scale <= 0):
                     raise IRError(f"table {name!r} has a non-finite or non-positive scale")
             elif t.scale is not None:
@@ -162,6 +191,33 @@ class IR:
             raise IRError("seen-items indptr is not monotone or does not cover the indices")
         if ix.size and (ix.min() < 0 or ix.max() >= self.num_items):
             raise IRError("seen-items indices out of range")
+
+    def _validate_programs(self) -> None:
+        """The scorer and the history program are data: check they name a known program whose
+        tables are all present."""
+        if not isinstance(self.scorer, dict) or self.scorer.get("kind") not in SCORERS:
+            raise IRError(f"scorer must be one of {SCORERS}, got {self.scorer!r}")
+        mlp = [n for n in MLP_TABLES if n in self.tables]
+        if self.scorer["kind"] == "mlp":
+            if len(mlp) != len(MLP_TABLES):
+                raise IRError(f"an MLP scorer needs the tables {list(MLP_TABLES)}")
+            if self.scorer.get("activation", "relu") != "relu":
+                raise IRError("the MLP scorer's activation must be 'relu'")
+        elif mlp:
+            raise IRError(f"tables {mlp} belong to an MLP scorer, but the scorer is {self.scorer['kind']!r}")
+        kind = self.history_kind
+        if not isinstance(self.history, dict) or kind not in HISTORY_SPECS:
+            raise IRError(f"history kind must be one of {list(HISTORY_SPECS)}, got {self.history!r}")
+        aggregation, norm, needed = HISTORY_SPECS[kind]
+        if self.history.get("norm") != norm or self.history.get("aggregation", aggregation) != aggregation:
+            raise IRError(f"a {kind} history program has aggregation {aggregation!r} and norm {norm!r}, "
+                          f"got {self.history!r}")
+        if "history" in self.modes:
+            missing = [n for n in needed if n not in self.tables]
+            if missing:
+                raise IRError(f"IR in {kind} history mode lacks tables {missing}")
+        if ("user_self" in self.tables) != ("user_logit" in self.tables):
+            raise IRError("tables 'user_self' and 'user_logit' come together (a known user's GAT self-loop)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,7 +269,7 @@ def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Pa
         meta = {
             "format": IR_FORMAT, "format_version": IR_FORMAT_VERSION,
             "num_users": ir.num_users, "num_items": ir.num_items, "dim": ir.dim,
-            "modes": list(ir.modes), "scorer": ir.scorer, "history": {"norm": "rsqrt_len"},
+            "modes": list(ir.modes), "scorer": ir.scorer, "history": ir.history,
             "tables": tables, "files": files, "model": ir.model, "provenance": ir.provenance,
             "passes": list(ir.passes), "metrics": ir.metrics,
         }
@@ -276,7 +332,8 @@ def load_ir(path: str | os.PathLike[str]) -> IR:
             popular=_load_array(root, "popular.npy", files.get("popular.npy")),
             seen_indptr=_load_array(root, "seen_indptr.npy", files.get("seen_indptr.npy")),
             seen_indices=_load_array(root, "seen_indices.npy", files.get("seen_indices.npy")),
-            scorer=dict(meta["scorer"]), model=dict(meta.get("model", {})),
+            scorer=dict(meta["scorer"]), history=dict(meta.get("history", {"norm": "rsqrt_len"})),
+            model=dict(meta.get("model", {})),
             provenance=dict(meta.get("provenance", {})), passes=tuple(meta.get("passes", [])),
             metrics=dict(meta.get("metrics", {})),
         )
@@ -301,7 +358,7 @@ def describe(ir: IR) -> dict[str, Any]:
     """A JSON-able summary for ``edgerec inspect``."""
     return {
         "users": ir.num_users, "items": ir.num_items, "dim": ir.dim, "modes": list(ir.modes),
-        "scorer": ir.scorer, "model": ir.model,
+        "scorer": ir.scorer, "history": ir.history, "model": ir.model,
         "tables": {n: {"shape": list(t.shape), "dtype": t.dtype, "bytes": t.nbytes}
                    for n, t in sorted(ir.tables.items())},
         "serving_bytes": ir.nbytes,

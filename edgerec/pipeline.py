@@ -16,10 +16,12 @@ import numpy as np
 from edgerec.checkpoint import Checkpoint
 from edgerec.data import Interactions
 from edgerec.errors import EdgerecError, GuardError
-from edgerec.ir import IR, PassReport
+from edgerec.ir import IR, PassReport, Table
 from edgerec.passes.guard import GuardData, check, guard, measure
 from edgerec.passes.precompute import precompute
+from edgerec.passes.precompute_gnn import precompute_gnn
 from edgerec.passes.prune import drop_cold_items, energy_dims, prune
+from edgerec.passes.prune_channels import finetune_head, prune_encoder_channels, prune_head
 from edgerec.passes.quantize import quantize
 
 
@@ -35,6 +37,11 @@ class CompileOptions:
     force: bool = False
     min_item_count: int = 0
     guard_sample: int = 2000
+    new_user: str = "mean"            # sage/gcn: what a user without a base vector gets
+    head_keep: float | int | None = None      # MLP head: fraction (or number) of hidden neurons kept
+    head_importance: str = "activation"
+    channel_keep: float | int | None = None   # encoder output channels kept (structured)
+    finetune_epochs: int = 0                  # BPR epochs on the pruned head
 
 
 @dataclass
@@ -59,12 +66,15 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if options.dims is not None and options.energy is not None:
         raise EdgerecError("give either --dims or --energy, not both")
     reports: list[PassReport] = []
-    ir, rep = precompute(ckpt, options.modes)
+    if ckpt.config.get("model", "lightgcn") == "lightgcn":
+        ir, rep = precompute(ckpt, options.modes)
+    else:
+        ir, rep = precompute_gnn(ckpt, options.modes, options.new_user)
     reports.append(rep)
     log(f"precompute: {ir.num_users} users, {ir.num_items} items, dim {ir.dim}")
     if options.min_item_count > 0:
         counts = np.bincount(ckpt.data.train.items, minlength=ckpt.data.num_items)
-        ir, rep = drop_cold_items(ir, options.min_item_count, counts)
+        ir, rep = drop_cold_items(_item_rows(ir, counts >= options.min_item_count), options.min_item_count, counts)
         reports.append(rep)
     reference = ir
     truth = source.valid.csr(source.num_users)
@@ -83,7 +93,14 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
         return out
 
     width: int | None
-    if options.energy is not None:
+    linear_ok = dims_prunable(reference) and options.channel_keep is None
+    if not linear_ok and (options.energy is not None or options.dims not in ("auto", None)):
+        raise EdgerecError(f"--dims/--energy rotate the embedding space, which a {reference.history_kind} "
+                           f"encoder with a {reference.scorer['kind']} scorer (or with channel pruning) does "
+                           "not allow; use --dims full (edgerec.passes.prune_channels prunes such models)")
+    if not linear_ok:
+        width = None
+    elif options.energy is not None:
         width = energy_dims(reference, options.energy)
         log(f"--energy {options.energy}: {width} dims")
     elif options.dims == "auto":
@@ -94,8 +111,12 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
         width = int(options.dims)
     reports[-1] = dataclasses.replace(reports[-1], metrics_after=ref_metrics)
     prev = ref_metrics
+    for step in _channel_steps(options):
+        ir, rep = step(ir)
+        ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
+        reports.append(rep)
     if width is not None and width < reference.dim:
-        ir, rep = prune(reference, width, options.method)
+        ir, rep = prune(ir, width, options.method)
         ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
         reports.append(rep)
     if options.quantize != "none":
@@ -109,6 +130,37 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if search:
         ir = ir.replace(metrics={**ir.metrics, "dims_search": search})
     return CompileResult(ir, reports, search)
+
+
+def _item_rows(ir: IR, keep: np.ndarray) -> IR:
+    """Pre-slice the per-item tables ``drop_cold_items`` does not know (gat logits, MLP item half)
+    so that every table keeps the same items; ``item``/``history_item`` are left to that pass."""
+    extra = {n: t for n, t in ir.tables.items() if n in ("history_logit", "mlp_item")}
+    if not extra:
+        return ir
+    tables = dict(ir.tables)
+    for n, t in extra.items():
+        tables[n] = Table(t.values[keep], None if t.scale is None else t.scale[keep])
+    # the IR is inconsistent for an instant (not validated) until drop_cold_items slices the rest
+    return ir.replace(tables=tables)
+
+
+def _channel_steps(options: CompileOptions) -> list[Callable[[IR], tuple[IR, PassReport]]]:
+    """The structured channel-pruning passes the options ask for, in order."""
+    steps: list[Callable[[IR], tuple[IR, PassReport]]] = []
+    if options.channel_keep is not None:
+        steps.append(lambda ir: prune_encoder_channels(ir, options.channel_keep))
+    if options.head_keep is not None:
+        steps.append(lambda ir: prune_head(ir, options.head_keep, options.head_importance))
+    if options.finetune_epochs > 0:
+        steps.append(lambda ir: finetune_head(ir, options.finetune_epochs))
+    return steps
+
+
+def dims_prunable(ir: IR) -> bool:
+    """Whether the svd/columns width pruning keeps the IR's programs exact: a dot scorer, and a
+    history program that is linear in its user-side tables (not gat's attention logits)."""
+    return ir.scorer.get("kind") == "dot" and ir.history_kind in ("lightgcn", "sage", "gcn")
 
 
 def _measured(ir: IR, rep: PassReport, reference: IR, gdata: GuardData,

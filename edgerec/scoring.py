@@ -3,6 +3,10 @@
 A user vector comes from the ``user`` table (lookup mode) or is folded from the user's history
 over ``history_item`` (history mode: ``n^-1/2 Σ H_i``, plus ``user_base`` when the user is known
 and ``with_base`` is set). Scores are ``user · item`` over the (dequantized) item table.
+
+The nonlinear encoders' history programs (``ir.history["kind"]`` sage / gcn / gat) and the MLP
+scorer are implemented here too, as the numpy reference of what an exporter must compute
+(docs/architecture.md, "GNN encoders and the MLP head").
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ def history_vectors(ir: IR, users: np.ndarray, histories: tuple[np.ndarray, np.n
     seg = np.repeat(np.arange(users.size), lens)
     flat = indices[np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])] \
         if lens.sum() else np.zeros(0, np.int64)
+    if ir.history_kind != "lightgcn":
+        return _gnn_history(ir, users, H, seg, flat, lens, with_base)
     out = np.zeros((users.size, H.shape[1]), np.float32)
     np.add.at(out, seg, H[flat])
     with np.errstate(divide="ignore"):
@@ -34,6 +40,56 @@ def history_vectors(ir: IR, users: np.ndarray, histories: tuple[np.ndarray, np.n
     if with_base and "user_base" in ir.tables:
         out += ir.tables["user_base"].dequantize()[users]
     return out
+
+
+def _gnn_history(ir: IR, users: np.ndarray, H: np.ndarray, seg: np.ndarray, flat: np.ndarray,
+                 lens: np.ndarray, with_base: bool) -> np.ndarray:
+    """The last layer of a sage / gcn / gat encoder over each user's history (precompute_gnn)."""
+    kind, n = ir.history_kind, users.size
+    out = np.zeros((n, H.shape[1]), np.float64)
+    if kind in ("sage", "gcn"):
+        np.add.at(out, seg, H[flat])
+        denom = lens.astype(np.float64) if kind == "sage" else np.sqrt(lens + 1.0)
+        out /= np.maximum(denom, 1.0)[:, None] if kind == "sage" else denom[:, None]
+        if with_base and "user_base" in ir.tables:
+            out += ir.tables["user_base"].dequantize()[users]
+        else:
+            out += ir.tables["user_default"].dequantize()[0]
+        return out.astype(np.float32)
+    # gat: softmax over the history (and, for a known user, its self-loop) of LeakyReLU logits
+    slope = float(ir.history.get("negative_slope", 0.2))
+    s = ir.tables["history_logit"].dequantize()[:, 0].astype(np.float64)
+    known = with_base and "user_self" in ir.tables
+    t = ir.tables["user_logit"].dequantize().astype(np.float64)[users] if known else np.zeros((n, 2))
+    logit = s[flat] + t[seg, 0]
+    logit = np.where(logit > 0, logit, slope * logit)
+    vals = H[flat].astype(np.float64)
+    if known:
+        self_logit = t[:, 0] + t[:, 1]
+        logit = np.concatenate([logit, np.where(self_logit > 0, self_logit, slope * self_logit)])
+        vals = np.concatenate([vals, ir.tables["user_self"].dequantize()[users]])
+        seg = np.concatenate([seg, np.arange(n)])
+    top = np.full(n, -np.inf)
+    np.maximum.at(top, seg, logit)
+    w = np.exp(logit - top[seg])
+    total = np.zeros(n)
+    np.add.at(total, seg, w)
+    np.add.at(out, seg, vals * (w / total[seg])[:, None])
+    return (out + ir.tables["history_bias"].dequantize()[0]).astype(np.float32)
+
+
+def score_matrix(ir: IR, uv: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``[B, I]`` scores of user vectors against every item with the IR's scorer."""
+    uv = torch.as_tensor(uv, dtype=torch.float32)
+    if ir.scorer.get("kind") != "mlp":
+        return uv @ torch.from_numpy(ir.tables["item"].dequantize()).T
+    t = {n: torch.from_numpy(ir.tables[n].dequantize()) for n in
+         ("mlp_item", "mlp_w1_user", "mlp_b1", "mlp_w2", "mlp_b2")}
+    hu = uv @ t["mlp_w1_user"] + t["mlp_b1"]  # [B, h]
+    step = max(1, (1 << 24) // max(1, t["mlp_item"].numel()))
+    return torch.cat([torch.relu(hu[s:s + step, None, :] + t["mlp_item"][None]) @ t["mlp_w2"][:, 0]
+                      + t["mlp_b2"][0, 0] for s in range(0, hu.shape[0], step)]) if hu.shape[0] \
+        else uv.new_zeros((0, ir.num_items))
 
 
 def user_vectors(ir: IR, users: np.ndarray, mode: str = "lookup", with_base: bool = False) -> np.ndarray:
@@ -47,12 +103,11 @@ def user_vectors(ir: IR, users: np.ndarray, mode: str = "lookup", with_base: boo
 def ir_topk(ir: IR, users: np.ndarray, k: int, mode: str = "lookup", with_base: bool = False,
             batch_size: int = 2048) -> np.ndarray:
     """Top-k item indices of ``users`` with their seen items excluded."""
-    items = torch.from_numpy(ir.tables["item"].dequantize())
     out = []
     for s in range(0, users.size, batch_size):
         b = users[s:s + batch_size]
-        uv = torch.from_numpy(user_vectors(ir, b, mode, with_base))
-        out.append(topk_full_ranking(lambda _b, uv=uv: uv @ items.T, b,
+        uv = user_vectors(ir, b, mode, with_base)
+        out.append(topk_full_ranking(lambda _b, uv=uv: score_matrix(ir, uv), b,
                                      (ir.seen_indptr, ir.seen_indices), k, batch_size))
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
 
@@ -79,7 +134,7 @@ def distinct_topk_scores(ir: IR, users: np.ndarray, k: int = 20) -> float:
     uv = user_vectors(ir, users)
     fr = []
     for v, u in zip(uv, users, strict=True):
-        s = items @ v
+        s = items @ v if ir.scorer.get("kind") == "dot" else score_matrix(ir, v[None])[0].numpy()
         s[ir.seen(int(u))] = -np.inf
         top = np.partition(s, -k)[-k:]
         fr.append(np.unique(top).size / k)

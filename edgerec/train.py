@@ -160,7 +160,7 @@ def train(data: Interactions, config: TrainConfig,
             u = torch.from_numpy(tu[idx])
             p = torch.from_numpy(ti[idx] + U)
             q = torch.from_numpy(sampler.sample(tu[idx]) + U)
-            emb = lightgcn_embedding(model, adj)
+            emb = model.get_embedding(adj) if gnn else lightgcn_embedding(model, adj)
             x0 = model.embedding.weight
             eu, ep, eq = emb[u], emb[p], emb[q]
             if gnn:

@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 
 
 def load(path: str | os.PathLike[str], backend: str = "auto", num_threads: int | None = None,
-         activations: str | None = None) -> Recommender:
+         activations: str | None = None, exact: bool = False) -> Recommender:
     """Validate the artifact at ``path`` and return a :class:`Recommender` on it.
 
     ``backend``: ``"auto"`` (the installed interpreter for the artifact's target: LiteRT then
@@ -40,6 +40,9 @@ def load(path: str | os.PathLike[str], backend: str = "auto", num_threads: int |
     (default: LiteRT's default, 1 for ONNX Runtime). ``activations``: reference backend only,
     overrides the artifact's ``quantization.activations`` so a numpy artifact reproduces a
     TFLite (``"dynamic-int8-symmetric"``) or ONNX (``"dynamic-uint8-asymmetric"``) build exactly.
+    ``exact``: TFLite only: run the builtin kernels without the default XNNPACK delegate, so the
+    arithmetic is bit for bit what the manifest describes (and what the numpy reference
+    reproduces); the default delegate is about 3x faster and rounds the user vector its own way.
     """
     if not isinstance(backend, str):
         raise InvalidArgumentError(f"backend must be a string, got {type(backend).__name__}")
@@ -56,6 +59,10 @@ def load(path: str | os.PathLike[str], backend: str = "auto", num_threads: int |
             raise InvalidArgumentError("activations= applies to the reference backend only "
                                        f"(the {name} interpreter's arithmetic is fixed by its model)")
         options["activations"] = activations
+    if not isinstance(exact, bool):
+        raise InvalidArgumentError(f"exact must be True or False, got {exact!r}")
+    if exact and name in ("litert", "tflite"):
+        options["exact"] = True
     return Recommender(artifact, _backends.factory(name, artifact, num_threads, **options))
 
 

@@ -52,7 +52,7 @@ def ids(recs):
 
 def test_same_top_k_as_reference(ir, ref_art, target_art, scheme):
     target, art = target_art
-    rec = runtime.load(art)
+    rec = runtime.load(art, exact=True)
     assert rec.backend_name == BACKEND[target]
     acts = rec.manifest["quantization"]["activations"]
     assert (acts == "float") == (scheme == "none")
@@ -72,8 +72,8 @@ def test_same_top_k_as_reference(ir, ref_art, target_art, scheme):
 
 def test_num_threads_and_explicit_backend(target_art):
     target, art = target_art
-    a = runtime.load(art, backend=BACKEND[target], num_threads=2)
-    b = runtime.load(art, num_threads=1)
+    a = runtime.load(art, backend=BACKEND[target], num_threads=2, exact=True)
+    b = runtime.load(art, num_threads=1, exact=True)
     assert a.recommend(4) == b.recommend(4)
     with pytest.raises(InvalidArgumentError, match="reference backend only"):
         runtime.load(art, activations="float")
@@ -132,3 +132,14 @@ def test_tflite_model_is_memory_mapped_and_numpy_tables_too(target_art, ref_art)
     item = ref.artifact.tables["item"][0]
     assert isinstance(item, np.memmap) or isinstance(item.base, np.memmap)
     assert rec.recommend(1)
+
+
+def test_default_delegate_agrees_with_exact_kernels(ir, target_art):
+    """XNNPACK (the default) may swap near-ties but must agree closely with the exact kernels."""
+    target, art = target_art
+    fast, exact = runtime.load(art), runtime.load(art, exact=True)
+    overlap = [len({i for i, _ in fast.recommend(u, k=K)} & {i for i, _ in exact.recommend(u, k=K)}) / K
+               for u in range(ir.num_users)]
+    assert np.mean(overlap) >= 0.97
+    with pytest.raises(runtime.InvalidArgumentError):
+        runtime.load(art, exact="yes")

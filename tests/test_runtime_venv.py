@@ -29,7 +29,7 @@ DEVICE_SCRIPT = textwrap.dedent("""
     import runtime
     out = {}
     for target, path in json.loads(sys.argv[1]).items():
-        rec = runtime.load(path)
+        rec = runtime.load(path, exact=True)  # bit-exact kernels: same indices as the reference
         s = rec.session()
         s.add(int(sys.argv[3]))
         out[target] = {

@@ -14,10 +14,12 @@ class TFLiteBackend:
     """One interpreter on ``model.tflite`` (memory-mapped by ``model_path``), one runner per mode.
 
     A TFLite interpreter is not safe to invoke from two threads, so ``thread_safe`` is False
-    and the recommender keeps one instance per thread. The builtin kernels are used without
-    LiteRT's default XNNPACK delegate: the artifact's ``quantization.activations`` describes
-    the builtin hybrid kernels (what the exporter's parity check verified); XNNPACK quantizes
-    the user vector with different rounding, so its top-k can differ from the verified one.
+    and the recommender keeps one instance per thread. By default the interpreter runs with its
+    default XNNPACK delegate (about 3x faster on the int8 hybrid kernels, measured in
+    docs/benchmarks.md); the exporter's parity check measures that path too
+    (``metrics.parity.default_delegates``). ``exact=True`` uses the builtin kernels only, whose
+    arithmetic ``quantization.activations`` describes bit for bit (XNNPACK rounds the
+    dynamically quantized user vector differently, so a near-tie in the top-k can swap).
     """
 
     thread_safe = False

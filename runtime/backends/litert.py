@@ -15,9 +15,9 @@ def check_available() -> None:
                                  "pip install 'edgerec[runtime]'") from None
 
 
-def create(artifact: Artifact, num_threads: int | None) -> TFLiteBackend:
+def create(artifact: Artifact, num_threads: int | None, exact: bool = False) -> TFLiteBackend:
     check_available()
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    return TFLiteBackend("litert", Interpreter, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                         artifact, num_threads)
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if exact else OpResolverType.AUTO
+    return TFLiteBackend("litert", Interpreter, resolver, artifact, num_threads)

@@ -30,9 +30,9 @@ def check_available() -> None:
                                  f"{' '.join(str(e).split())[:200]})") from None
 
 
-def create(artifact: Artifact, num_threads: int | None) -> TFLiteBackend:
+def create(artifact: Artifact, num_threads: int | None, exact: bool = False) -> TFLiteBackend:
     check_available()
     from tflite_runtime.interpreter import Interpreter, OpResolverType
 
-    return TFLiteBackend("tflite", Interpreter, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
-                         artifact, num_threads)
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if exact else OpResolverType.AUTO
+    return TFLiteBackend("tflite", Interpreter, resolver, artifact, num_threads)
