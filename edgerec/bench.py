@@ -200,6 +200,14 @@ def _bundle(artifacts: Sequence[Path], eval_file: Path | None, dest: Path) -> li
     return names
 
 
+def _remote_command(path: str) -> str:
+    """Quote a remote interpreter path for the remote shell, expanding a leading ``~/``
+    (``--remote-python ~/edgerec/bin/python`` is what a user types)."""
+    if path.startswith("~/"):
+        return '"$HOME"/' + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
 def run_ssh(artifacts: Sequence[Path], target: SshTarget, *, remote_python: str, requests: int,
             batch: int, threads: int, warmup: int, eval_file: Path | None = None,
             timeout: float = 3600) -> dict[str, Any]:
@@ -221,7 +229,7 @@ def run_ssh(artifacts: Sequence[Path], target: SshTarget, *, remote_python: str,
             if eval_file:
                 args += ["--eval", f"{remote}/eval.json"]
             cmd = (f"cd {d} && PYTHONPATH={shlex.quote(remote + '/pkg')} "
-                   f"{shlex.quote(remote_python)} -m device_bench {shlex.join(args)}"
+                   f"{_remote_command(remote_python)} -m device_bench {shlex.join(args)}"
                    f"; s=$?; if [ $s -gt 1 ]; then exit $s; fi")
             try:
                 proc = subprocess.run(target.ssh_cmd(cmd), capture_output=True, text=True,

@@ -126,3 +126,11 @@ def test_ssh_failure_is_one_line_and_cleans_up(sshd, tmp_path):
     with pytest.raises(BenchError, match="ssh .*: mktemp failed"):
         run_bench([art], tmp_path / "rep", ssh=f"nobody-here@127.0.0.1:{port}", identity=key,
                   requests=5, ssh_options=opts)
+
+
+def test_remote_python_tilde_expands_on_the_device() -> None:
+    from edgerec.bench import _remote_command
+
+    assert _remote_command("~/edgerec/bin/python") == '"$HOME"/edgerec/bin/python'
+    assert _remote_command("python3") == "python3"
+    assert _remote_command("/opt/my env/python") == "'/opt/my env/python'"
