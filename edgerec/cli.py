@@ -1,12 +1,14 @@
 """The ``edgerec`` command line: a thin layer over the Python API.
 
 Every user-fixable problem surfaces as one line on stderr and exit status 2; Ctrl-C exits 130.
+``EDGEREC_DEBUG=1`` shows the traceback instead.
 Nothing is written unless the command succeeds (outputs are built beside the target and renamed).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -334,11 +336,11 @@ def main() -> None:
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except (EdgerecError, _RtErr) as e:
-        click.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except (OSError, ValueError) as e:
-        click.echo(f"error: {e.__class__.__name__}: {e}", err=True)
+    except (EdgerecError, _RtErr, OSError, ValueError) as e:
+        if os.environ.get("EDGEREC_DEBUG"):
+            raise
+        what = "" if isinstance(e, EdgerecError | _RtErr) else f"{e.__class__.__name__}: "
+        click.echo("error: " + what + " ".join(str(e).split()), err=True)
         sys.exit(2)
 
 
