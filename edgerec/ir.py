@@ -55,10 +55,15 @@ _DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
 
 @dataclass(frozen=True)
 class Table:
-    """One embedding table: values plus, for int8, a symmetric per-row scale."""
+    """One embedding table: values plus, for int8, a symmetric per-row scale.
+
+    ``bits`` is 4 for an int4 table (docs/compression.md): values are int8 in [-7, 7] in memory,
+    but a device stores two per byte, so :attr:`nbytes` counts ``ceil(d/2)`` bytes per row.
+    """
 
     values: np.ndarray
     scale: np.ndarray | None = None
+    bits: int | None = None
 
     @property
     def dtype(self) -> str:
@@ -70,7 +75,11 @@ class Table:
 
     @property
     def nbytes(self) -> int:
-        return int(self.values.nbytes + (0 if self.scale is None else self.scale.nbytes))
+        scale = 0 if self.scale is None else int(self.scale.nbytes)
+        if self.bits == 4:
+            rows, cols = self.values.shape
+            return int(rows * ((cols + 1) // 2)) + scale
+        return int(self.values.nbytes) + scale
 
     def dequantize(self) -> np.ndarray:
         """Float32 values (``q * scale`` for int8)."""
@@ -174,6 +183,12 @@ class IR:
                     raise IRError(f"int8 table {name!r} needs a float32 scale of shape [{rows}]")
                 if not np.all(np.isfinite(t.scale)) or np.any(t.scale <= 0):
                     raise IRError(f"table {name!r} has a non-finite or non-positive scale")
+                if t.bits not in (None, 4):
+                    raise IRError(f"int8 table {name!r} has bits {t.bits!r}; only 4 (int4) may be set")
+                if t.bits == 4 and t.values.size and int(np.abs(t.values.astype(np.int16)).max()) > 7:
+                    raise IRError(f"int4 table {name!r} has values outside [-7, 7]")
+            elif t.bits is not None:
+                raise IRError(f"table {name!r} is {t.dtype} but declares bits {t.bits!r}")
             elif t.scale is not None:
                 raise IRError(f"table {name!r} is {t.dtype} but has a scale")
             elif not np.all(np.isfinite(t.values)):
@@ -258,6 +273,8 @@ def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Pa
                 np.save(tmp / f"{name}.scale.npy", t.scale, allow_pickle=False)
                 entry["scale_file"] = f"{name}.scale.npy"
                 entry["scale_sha256"] = _sha256(tmp / f"{name}.scale.npy")
+            if t.bits is not None:
+                entry["bits"] = t.bits
             tables[name] = entry
         np.save(tmp / "popular.npy", ir.popular, allow_pickle=False)
         np.save(tmp / "seen_indptr.npy", ir.seen_indptr, allow_pickle=False)
@@ -322,7 +339,8 @@ def load_ir(path: str | os.PathLike[str]) -> IR:
             scale = None
             if e.get("scale_file"):
                 scale = _load_array(root, e["scale_file"], e.get("scale_sha256"))
-            tables[name] = Table(values, scale)
+            bits = e.get("bits")
+            tables[name] = Table(values, scale, None if bits is None else int(bits))
         files = meta["files"]
         user_ids = json.loads(_read_checked(root, "users.json", files))
         item_ids = json.loads(_read_checked(root, "items.json", files))
@@ -359,7 +377,7 @@ def describe(ir: IR) -> dict[str, Any]:
     return {
         "users": ir.num_users, "items": ir.num_items, "dim": ir.dim, "modes": list(ir.modes),
         "scorer": ir.scorer, "history": ir.history, "model": ir.model,
-        "tables": {n: {"shape": list(t.shape), "dtype": t.dtype, "bytes": t.nbytes}
+        "tables": {n: {"shape": list(t.shape), "dtype": t.dtype if t.bits != 4 else "int4", "bytes": t.nbytes}
                    for n, t in sorted(ir.tables.items())},
         "serving_bytes": ir.nbytes,
         "passes": [p.get("name") for p in ir.passes],

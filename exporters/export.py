@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgerec.errors import ExportError
-from edgerec.ir import IR
+from edgerec.ir import IR, MLP_TABLES, SCORERS
 from exporters import parity
 from runtime import artifact
 
@@ -62,10 +62,10 @@ def _check_args(ir: IR, target: str, k: int, history_capacity: int,
     if target not in TARGETS:
         raise ExportError(f"unknown target {target!r}; choose one of {list(TARGETS)}")
     scorer = dict(ir.scorer).get("kind")
-    history = str(dict(getattr(ir, "history", {}) or {}).get("kind", "lightgcn"))
-    if scorer != "dot" or ("history" in ir.modes and history != "lightgcn"):
-        raise ExportError(f"the exporters build dot-product scorers with the LightGCN history fold; "
-                          f"this IR has scorer {scorer!r} and history program {history!r}")
+    missing = [n for n in MLP_TABLES if n not in ir.tables]
+    if scorer not in SCORERS or (scorer == "mlp" and missing):
+        raise ExportError(f"the exporters build dot-product scorers and complete MLP heads; this IR "
+                          f"has scorer {scorer!r}" + (f" without the tables {missing}" if missing else ""))
     try:
         ir.validate()
     except Exception as e:
@@ -164,7 +164,8 @@ def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_pa
                 eval_file="eval.json" if "eval.json" in extra_files else None, tables=tables,
                 toolkit=_versions(target),
                 source={"checkpoint_fingerprint": ir.provenance.get("checkpoint_fingerprint"),
-                        "ir_fingerprint": ir_fingerprint(ir)})
+                        "ir_fingerprint": ir_fingerprint(ir)},
+                scorer=_scorer_spec(ir), history={"kind": ir.history_kind, **dict(ir.history)})
     if run is None:  # numpy target: check what was written, through the runtime's own loader
         artifact.write_manifest(root, artifact.build_manifest(**base, metrics={}))
         run = _reference_runner(root)
@@ -185,6 +186,13 @@ def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_pa
             for mode, v in xnn["modes"].items()}
     all_metrics = {**dict(ir.metrics), **metrics, "parity": report}
     return artifact.write_manifest(root, artifact.build_manifest(**base, metrics=all_metrics))
+
+
+def _scorer_spec(ir: IR) -> dict[str, Any]:
+    """The manifest's ``scorer`` block (an MLP's hidden width read from its tables)."""
+    if ir.scorer.get("kind") != "mlp":
+        return {"kind": "dot"}
+    return {"kind": "mlp", "hidden": int(ir.tables["mlp_b1"].shape[1]), "activation": "relu"}
 
 
 def _reference_runner(root: Path) -> Any:

@@ -5,6 +5,9 @@ per-row scale. Scoring: ``DynamicQuantizeLinear(u)`` + ``MatMulInteger(u_q, item
 then ``(float(acc) * u_scale + mask) * item_scale`` -- the order ``runtime/quant.py`` emulates
 (``dynamic-uint8-asymmetric``). float16 tables are stored as float16 and Cast to float32 (ONNX
 Runtime folds the Cast of an initializer once, at session creation).
+
+sage / gcn / gat history programs and the MLP head follow the TFLite graphs op for op (dense
+weights float32; ``mlp_item`` int8 is Cast + Mul by its row scale); see docs/export_notes.md.
 """
 
 from __future__ import annotations
@@ -70,7 +73,80 @@ def _gather_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     return g.one("Cast", [rows], to=1) if table.dtype == "float16" else rows
 
 
+def _dense(g: _Graph, name: str, table: Table, shape: tuple[int, ...] | None = None) -> str:
+    """A small dense weight (MLP head, biases, defaults) as a float32 initializer."""
+    v = table.dequantize().astype(np.float32)
+    return g.const(name, v if shape is None else v.reshape(shape))
+
+
+def _mlp_scores(g: _Graph, ir: IR, u: str) -> str:
+    """``relu([u, 1] [W1_user; b1] + T_i) . w2 + b2`` -> [I], the op order of the TFLite graph
+    and of ``runtime.backends.reference.mlp_scores``; int8 ``T``: Cast + Mul by the row scale."""
+    t = ir.tables["mlp_item"]
+    d, h = ir.tables["mlp_w1_user"].shape
+    w1b = np.concatenate([ir.tables["mlp_w1_user"].dequantize(), ir.tables["mlp_b1"].dequantize()])
+    u1 = g.one("Concat", [g.one("Reshape", [u, g.const("shape_d1", np.array([d, 1], np.int64))]),
+                          g.const("one_11", np.ones((1, 1), np.float32))], axis=0)
+    hu = g.one("ReduceSum", [g.one("Mul", [u1, g.const("mlp_w1b", w1b.astype(np.float32))]),
+                             g.const("mlp_axis0", np.array([0], np.int64))], keepdims=1)
+    if t.dtype == "int8":
+        table = g.one("Mul", [g.one("Cast", [g.const("mlp_item_q", t.values)], to=1),
+                              g.const("mlp_item_scale", t.scale.astype(np.float32).reshape(-1, 1))])
+    else:
+        table = g.const("mlp_item_values", t.values)
+        if t.dtype == "float16":
+            table = g.one("Cast", [table], to=1)
+    hidden = g.one("Relu", [g.one("Add", [table, hu])])
+    s = g.one("MatMul", [hidden, _dense(g, "mlp_w2", ir.tables["mlp_w2"])])
+    s = g.one("Reshape", [s, g.const("shape_items", np.array([ir.num_items], np.int64))])
+    return g.one("Add", [s, _dense(g, "mlp_b2", ir.tables["mlp_b2"], (1,))])
+
+
+def _mask_topk(g: _Graph, ir: IR, s: str, exclude: str, k: int, mask_value: float,
+               row_scale: str | None = None) -> tuple[str, str]:
+    n = ir.num_items
+    zeros = g.const("mask_zeros", np.zeros(n + 1, np.float32))
+    fill = g.one("Expand", [g.const("mask_value", np.array([mask_value], np.float32)),
+                            g.one("Shape", [exclude])])
+    penalty = g.one("ScatterElements", [zeros, exclude, fill], axis=0)
+    penalty = g.one("Slice", [penalty, g.const("zero_1", np.array([0], np.int64)),
+                              g.const("n_1", np.array([n], np.int64))])
+    s = g.one("Add", [s, penalty])
+    if row_scale is not None:
+        s = g.one("Mul", [s, row_scale])
+    values, indices = g.op("TopK", [s, g.const("k", np.array([k], np.int64))], n_out=2,
+                           axis=0, largest=1, sorted=1)
+    g.nodes.append(_identity(values, "scores"))
+    g.nodes.append(_identity(g.one("Cast", [indices], to=6), "items"))
+    return "scores", "items"
+
+
+def _gnn_history(g: _Graph, ir: IR, rows: str, items: str, length: str, capacity: int) -> str:
+    """The sage / gcn / gat last layer of a new user over the gathered rows [C, d] (padding
+    rows are zero; gat masks the padding slots by position before the softmax)."""
+    kind = ir.history_kind
+    n = g.one("Cast", [length], to=1)
+    if kind in ("sage", "gcn"):
+        total = g.one("ReduceSum", [rows, g.const("axis0", np.array([0], np.int64))], keepdims=1)
+        if kind == "sage":
+            u = g.one("Div", [total, n])
+        else:
+            norm = g.one("Reciprocal", [g.one("Sqrt", [g.one("Add", [n, g.const("one_f", np.ones(1, np.float32))])])])
+            u = g.one("Mul", [total, norm])
+        return g.one("Add", [u, _dense(g, "user_default", ir.tables["user_default"])])
+    logits = g.const("history_logit", _padded(ir.tables["history_logit"].dequantize()[:, 0]))
+    s = g.one("LeakyRelu", [g.one("Gather", [logits, items], axis=0)],
+              alpha=float(ir.history.get("negative_slope", 0.2)))
+    valid = g.one("Less", [g.const("slots", np.arange(capacity, dtype=np.int32)), length])
+    s = g.one("Where", [valid, s, g.const("masked_logit", np.array([-1e30], np.float32))])
+    w = g.one("Unsqueeze", [g.one("Softmax", [s], axis=0), g.const("w_ax1", np.array([1], np.int64))])
+    u = g.one("ReduceSum", [g.one("Mul", [rows, w]), g.const("axis0", np.array([0], np.int64))], keepdims=1)
+    return g.one("Add", [u, _dense(g, "history_bias", ir.tables["history_bias"])])
+
+
 def _score(g: _Graph, ir: IR, u: str, exclude: str, k: int) -> tuple[str, str]:
+    if ir.scorer.get("kind") == "mlp":
+        return _mask_topk(g, ir, _mlp_scores(g, ir, u), exclude, k, float(MASK))
     item = ir.tables["item"]
     n = ir.num_items
     if item.dtype == "int8":
@@ -89,20 +165,8 @@ def _score(g: _Graph, ir: IR, u: str, exclude: str, k: int) -> tuple[str, str]:
         s = g.one("MatMul", [u, w])
         mask_value = MASK
     s = g.one("Reshape", [s, g.const("shape_items", np.array([n], np.int64))])
-    zeros = g.const("mask_zeros", np.zeros(n + 1, np.float32))
-    fill = g.one("Expand", [g.const("mask_value", np.array([mask_value], np.float32)),
-                            g.one("Shape", [exclude])])
-    penalty = g.one("ScatterElements", [zeros, exclude, fill], axis=0)
-    penalty = g.one("Slice", [penalty, g.const("zero_1", np.array([0], np.int64)),
-                              g.const("n_1", np.array([n], np.int64))])
-    s = g.one("Add", [s, penalty])
-    if item.dtype == "int8":
-        s = g.one("Mul", [s, g.const("item_scale", item.scale.astype(np.float32))])
-    values, indices = g.op("TopK", [s, g.const("k", np.array([k], np.int64))], n_out=2,
-                           axis=0, largest=1, sorted=1)
-    g.nodes.append(_identity(values, "scores"))
-    g.nodes.append(_identity(g.one("Cast", [indices], to=6), "items"))
-    return "scores", "items"
+    scale = g.const("item_scale", item.scale.astype(np.float32)) if item.dtype == "int8" else None
+    return _mask_topk(g, ir, s, exclude, k, float(mask_value), scale)
 
 
 def _identity(src: str, dst: str) -> object:
@@ -161,12 +225,16 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         g = _Graph()
         a, b = input_names("history")
         rows = _gather_rows(g, "history_item", ir.tables["history_item"], a)
-        total = g.one("ReduceSum", [rows, g.const("axis0", np.array([0], np.int64))], keepdims=1)
-        norm = g.one("Reciprocal", [g.one("Sqrt", [g.one("Cast", [b], to=1)])])
-        u = g.one("Mul", [total, norm])
+        if ir.history_kind == "lightgcn":
+            total = g.one("ReduceSum", [rows, g.const("axis0", np.array([0], np.int64))], keepdims=1)
+            norm = g.one("Reciprocal", [g.one("Sqrt", [g.one("Cast", [b], to=1)])])
+            u = g.one("Mul", [total, norm])
+        else:
+            u = _gnn_history(g, ir, rows, a, b, history_capacity)
         _score(g, ir, u, a, k)
         files["history.onnx"] = _model(g, "history", {a: history_capacity, b: 1}, k)
     return OnnxModels(
         files=files,
-        activations="dynamic-uint8-asymmetric" if dtype == "int8" else "float",
+        activations="dynamic-uint8-asymmetric" if dtype == "int8" and ir.scorer.get("kind") != "mlp"
+        else "float",
         weights={"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[dtype])

@@ -17,6 +17,7 @@ import numpy as np
 
 from edgerec.ir import IR
 from runtime import artifact, quant
+from runtime.backends import reference
 
 
 def input_names(mode: str) -> tuple[str, str]:
@@ -76,12 +77,27 @@ def _user_vector(ir: IR, mode: str, feeds: dict[str, np.ndarray]) -> tuple[np.nd
     return u.astype(np.float32), first
 
 
+def _tables(ir: IR) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    return {n: (t.values, t.scale) for n, t in ir.tables.items()}
+
+
 def reference_topk(ir: IR, mode: str, feeds: dict[str, np.ndarray], k: int,
                    activations: str) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (items, full score vector) of the numpy reference for one query."""
-    u, exclude = _user_vector(ir, mode, feeds)
-    item = ir.tables["item"]
-    scores = quant.score_items(u, item.values, item.scale, activations)
+    """Top-k (items, full score vector) of the numpy reference for one query. sage / gcn / gat
+    history programs and the MLP head run ``runtime.backends.reference``'s device-side code."""
+    if mode == "history" and ir.history_kind != "lightgcn":
+        items, length = (feeds[n] for n in input_names(mode))
+        n = int(length[0])
+        u = reference.history_vector(ir.history_kind, _tables(ir), items, n,
+                                     float(ir.history.get("negative_slope", 0.2)))
+        exclude = items[:n]
+    else:
+        u, exclude = _user_vector(ir, mode, feeds)
+    if ir.scorer.get("kind") == "mlp":
+        scores = reference.mlp_scores(u, _tables(ir))
+    else:
+        item = ir.tables["item"]
+        scores = quant.score_items(u, item.values, item.scale, activations)
     scores = scores.astype(np.float32)
     ex = exclude[exclude < ir.num_items]
     scores[ex] = -np.inf

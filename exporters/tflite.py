@@ -18,6 +18,10 @@ and converted with builtin ops only. How each table dtype is laid out:
 
 The file is checked after conversion: builtin ops only, one copy of each table, the item
 weights equal the IR's integers, and no table scale was re-quantized.
+
+sage / gcn / gat history programs (a new user's last layer, ``_gnn_history``) and the MLP head
+(``_mlp_scores``) are written the same way; their small dense weights stay float32, so an MLP
+model has no activation quantization at all (docs/export_notes.md, "GNN encoders").
 """
 
 from __future__ import annotations
@@ -59,20 +63,28 @@ def _weights_kind(ir: IR) -> str:
     return {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[kinds.pop()]
 
 
+def _dense(table: Table) -> np.ndarray:
+    """A small dense weight (MLP head, biases, defaults) as float32: kept float in the model."""
+    return table.dequantize().astype(np.float32)
+
+
 def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) -> Any:
     import tensorflow as tf
 
     from exporters.parity import input_names
 
     n_items = ir.num_items
+    mlp = ir.scorer.get("kind") == "mlp"
     item = ir.tables["item"]
-    # int8: the integers themselves (per-tensor scale exactly 1); the row scale comes after
-    w = tf.constant(item.values.astype(np.float32).T)
-    item_scale, mask_value = None, float(MASK)
-    if item.dtype == "int8":
-        item_scale = tf.constant(item.scale.astype(np.float32))
-        # the mask is added before the row scale: keep masked items <= -1e9 after it
-        mask_value = float(max(MASK / np.float32(item.scale.min()), np.float32(-3e38)))
+    w = item_scale = None
+    mask_value = float(MASK)
+    if not mlp:
+        # int8: the integers themselves (per-tensor scale exactly 1); the row scale comes after
+        w = tf.constant(item.values.astype(np.float32).T)
+        if item.dtype == "int8":
+            item_scale = tf.constant(item.scale.astype(np.float32))
+            # the mask is added before the row scale: keep masked items <= -1e9 after it
+            mask_value = float(max(MASK / np.float32(item.scale.min()), np.float32(-3e38)))
 
     def gather_rows(table: Table, idx: Any) -> Any:
         if table.dtype == "int8":
@@ -82,16 +94,21 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
             return rows * tf.reshape(tf.gather_nd(s, tf.reshape(idx, [-1, 1])), [-1, 1])
         return tf.gather(tf.constant(_padded(table.values.astype(np.float32))), idx)
 
-    def score(u: Any, exclude: Any) -> dict[str, Any]:
-        s = tf.reshape(tf.matmul(u, w), [n_items])
+    def mask_and_topk(s: Any, exclude: Any, row_scale: Any = None) -> dict[str, Any]:
         penalty = tf.scatter_nd(tf.reshape(exclude, [-1, 1]),
                                 tf.fill(tf.shape(exclude), tf.constant(mask_value, tf.float32)),
                                 [n_items + 1])
         s = s + penalty[:n_items]
-        if item_scale is not None:
-            s = s * item_scale
+        if row_scale is not None:
+            s = s * row_scale
         values, indices = tf.math.top_k(s, k=k, sorted=True)
         return {"scores": values, "items": indices}
+
+    def score(u: Any, exclude: Any, runtime_input: Any) -> dict[str, Any]:
+        if mlp:  # a runtime 0 (inputs are >= 0) that the converter cannot fold away
+            zero = tf.minimum(tf.reshape(runtime_input, []), 0)
+            return mask_and_topk(_mlp_scores(tf, ir, u, zero), exclude)
+        return mask_and_topk(tf.reshape(tf.matmul(u, w), [n_items]), exclude, item_scale)
 
     class Model(tf.Module):
         pass
@@ -104,7 +121,7 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
         @tf.function(input_signature=[tf.TensorSpec([1], tf.int32, name=a),
                                       tf.TensorSpec([exclude_capacity], tf.int32, name=b)])
         def lookup(user_idx: Any, exclude: Any) -> dict[str, Any]:
-            return score(gather_rows(user, user_idx), exclude)
+            return score(gather_rows(user, user_idx), exclude, user_idx)
 
         model.lookup = lookup
     if "history" in ir.modes:
@@ -114,12 +131,65 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
         @tf.function(input_signature=[tf.TensorSpec([history_capacity], tf.int32, name=a),
                                       tf.TensorSpec([1], tf.int32, name=b)])
         def history(items: Any, length: Any) -> dict[str, Any]:
-            total = tf.reduce_sum(gather_rows(hist, items), axis=0, keepdims=True)
-            u = total * tf.math.rsqrt(tf.cast(length, tf.float32))
-            return score(u, items)
+            rows = gather_rows(hist, items)
+            if ir.history_kind == "lightgcn":
+                total = tf.reduce_sum(rows, axis=0, keepdims=True)
+                u = total * tf.math.rsqrt(tf.cast(length, tf.float32))
+            else:
+                u = _gnn_history(tf, ir, rows, items, length, history_capacity)
+            return score(u, items, length)
 
         model.history = history
     return model
+
+
+def _gnn_history(tf: Any, ir: IR, rows: Any, items: Any, length: Any, capacity: int) -> Any:
+    """The sage / gcn / gat last layer for a new user over the gathered history rows [C, d]
+    (padding rows are zero); the op order is the one ``runtime.backends.reference`` follows."""
+    kind = ir.history_kind
+    n = tf.cast(length, tf.float32)
+    if kind in ("sage", "gcn"):
+        total = tf.reduce_sum(rows, axis=0, keepdims=True)
+        u = total / n if kind == "sage" else total * tf.math.rsqrt(n + 1.0)
+        return u + tf.constant(_dense(ir.tables["user_default"]))
+    # gat: softmax over the real slots only (padding masked by position, before the softmax);
+    # the logit vector is gathered with GATHER_ND so the dynamic-range quantizer leaves it float
+    logits = tf.constant(_padded(_dense(ir.tables["history_logit"])))  # [I+1, 1]
+    s = tf.reshape(tf.gather_nd(logits, tf.reshape(items, [-1, 1])), [1, capacity])
+    s = tf.nn.leaky_relu(s, alpha=float(ir.history.get("negative_slope", 0.2)))
+    valid = tf.reshape(tf.range(capacity, dtype=tf.int32), [1, capacity]) < tf.reshape(length, [1, 1])
+    s = tf.where(valid, s, tf.constant(-1e30, tf.float32))
+    weights = tf.reshape(tf.nn.softmax(s, axis=-1), [capacity, 1])
+    u = tf.reduce_sum(rows * weights, axis=0, keepdims=True)
+    return u + tf.constant(_dense(ir.tables["history_bias"]))
+
+
+def _mlp_scores(tf: Any, ir: IR, u: Any, zero: Any) -> Any:
+    """``relu(u W1_user + b1 + T_i) . w2 + b2`` for every item -> [I].
+
+    The dense weights stay float32: ``[u, 1] [W1_user; b1]`` is MUL + SUM (a FULLY_CONNECTED
+    with a >= 1024-element constant would be re-quantized per tensor by the converter), and
+    ``b1`` rides in it so that no constant is ever added to the table (the converter would
+    fold ``T + b1`` into a new constant). ``T = mlp_item``: int8 is RESHAPE (to a shape that
+    depends on the input through ``zero``, a runtime 0, so the converter cannot fold the CAST
+    into a float32 copy of the table) + CAST + MUL by the per-row scale; no DEQUANTIZE."""
+    t = ir.tables["mlp_item"]
+    d, h = ir.tables["mlp_w1_user"].shape
+    w1b = np.concatenate([_dense(ir.tables["mlp_w1_user"]), _dense(ir.tables["mlp_b1"])])
+    u1 = tf.concat([tf.reshape(u, [d, 1]), tf.ones([1, 1], tf.float32)], axis=0)
+    hu = tf.reduce_sum(u1 * tf.constant(w1b), axis=0, keepdims=True)  # [1, h]
+    if t.dtype == "int8":
+        q = tf.reshape(tf.constant(t.values), tf.stack([ir.num_items + zero, h]))
+        table = tf.cast(q, tf.float32) * tf.constant(t.scale.astype(np.float32).reshape(-1, 1))
+    else:
+        table = tf.constant(t.values.astype(np.float32))
+    hidden = tf.nn.relu(table + hu)  # [I, h]
+    w2 = _dense(ir.tables["mlp_w2"])  # [h, 1]
+    if h < 1024:  # FULLY_CONNECTED stays float below the quantizer's 1024-element threshold
+        s = tf.reshape(tf.matmul(hidden, tf.constant(w2)), [ir.num_items])
+    else:
+        s = tf.reduce_sum(hidden * tf.constant(w2.reshape(1, h)), axis=1)
+    return s + tf.constant(_dense(ir.tables["mlp_b2"]).reshape(1))
 
 
 @contextlib.contextmanager
@@ -201,6 +271,8 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
     bad = sorted({o for names in ops.values() for o in names if o.startswith(("CUSTOM", "UNKNOWN"))})
     if bad:
         raise ExportError(f"converted model uses non-builtin ops: {', '.join(bad)}")
+    if ir.scorer.get("kind") == "mlp":
+        return _check_mlp(model, schema, data, ops, ir, weights)
     item = ir.tables["item"]
     activations = "float"
     fc_buffers = set()
@@ -237,3 +309,34 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
     if len(fc_buffers) != 1:
         raise ExportError(f"the item table is stored {len(fc_buffers)} times in the model file")
     return TFLiteModel(data=data, activations=activations, weights=weights, ops=ops)
+
+
+def _check_mlp(model: Any, schema: Any, data: bytes, ops: dict[str, list[str]], ir: IR,
+               weights: str) -> TFLiteModel:
+    """An MLP head: every FULLY_CONNECTED stays float (no dynamic quantization), no table was
+    re-quantized (no DEQUANTIZE in int8), and ``mlp_item`` is stored once, as the IR holds it."""
+    t = ir.tables["mlp_item"]
+    want = {"int8": schema.TensorType.INT8, "float32": schema.TensorType.FLOAT32,
+            "float16": schema.TensorType.FLOAT16}[t.dtype]
+    buffers = set()
+    for sig in model.signatureDefs:
+        key = sig.signatureKey.decode()
+        sg = model.subgraphs[sig.subgraphIndex]
+        for op in sg.operators:
+            if _op_name(model, op.opcodeIndex, schema) == "FULLY_CONNECTED" and \
+                    sg.tensors[op.inputs[1]].type != schema.TensorType.FLOAT32:
+                raise ExportError(f"signature {key}: the converter quantized a dense MLP weight")
+        if weights == "int8-per-row" and "DEQUANTIZE" in ops[key]:
+            raise ExportError("the converter re-quantized a float32 table or scale (DEQUANTIZE found)")
+        for tensor in sg.tensors:
+            buf = model.buffers[tensor.buffer]
+            if list(tensor.shape) == list(t.shape) and buf.data is not None and len(buf.data) \
+                    and tensor.type == want:
+                buffers.add(tensor.buffer)
+    if len(buffers) != 1:
+        raise ExportError(f"the MLP item table is stored {len(buffers)} times in the model file")
+    stored = bytes(model.buffers[buffers.pop()].data)
+    if t.dtype != "float16" and stored != np.ascontiguousarray(
+            t.values.astype(np.float32) if t.dtype == "float32" else t.values).tobytes():
+        raise ExportError("the MLP item table in the model differs from the IR's values")
+    return TFLiteModel(data=data, activations="float", weights=weights, ops=ops)

@@ -29,7 +29,24 @@ MANIFEST = "manifest.json"
 TARGETS = ("tflite", "onnx", "numpy")
 MODES = ("lookup", "history")
 WEIGHTS = ("int8-per-row", "float16", "float32")
-TABLES = ("item", "user", "history_item", "user_base")
+TABLES = ("item", "user", "history_item", "user_base",
+          # sage / gcn / gat history programs and the MLP scorer (docs/architecture.md)
+          "user_default", "history_logit", "history_bias", "user_self", "user_logit",
+          "mlp_item", "mlp_w1_user", "mlp_b1", "mlp_w2", "mlp_b2")
+# Rows x columns of each numpy-target table: "U" users, "I" items, "d" dim, "h" MLP hidden width.
+TABLE_SHAPES: dict[str, tuple[str | int, str | int]] = {
+    "item": ("I", "d"), "user": ("U", "d"), "history_item": ("I", "d"), "user_base": ("U", "d"),
+    "user_default": (1, "d"), "history_logit": ("I", 1), "history_bias": (1, "d"),
+    "user_self": ("U", "d"), "user_logit": ("U", 2), "mlp_item": ("I", "h"),
+    "mlp_w1_user": ("d", "h"), "mlp_b1": (1, "h"), "mlp_w2": ("h", 1), "mlp_b2": (1, 1),
+}
+# The manifest's optional ``scorer`` / ``history`` blocks name the program the model computes
+# (absent: a dot product and the LightGCN fold). Interpreted targets carry it in their graph;
+# the numpy target's reference backend runs it from these tables.
+SCORER_TABLES = {"dot": ("item",), "mlp": ("mlp_item", "mlp_w1_user", "mlp_b1", "mlp_w2", "mlp_b2")}
+HISTORY_TABLES = {"lightgcn": ("history_item",), "sage": ("history_item", "user_default"),
+                  "gcn": ("history_item", "user_default"),
+                  "gat": ("history_item", "history_logit", "history_bias")}
 MASKED_SCORE = -1e8
 """Scores at or below this are masked items; the runtime never returns them."""
 
@@ -190,11 +207,12 @@ def validate_manifest(m: Any) -> None:
     extra = set(sigs) - set(modes)
     _need(not extra, f"signatures for modes not in 'modes': {sorted(extra)}")
 
+    scorer, history = program(m)
     if m["target"] == "numpy":
         tables = m.get("tables")
         _need(isinstance(tables, dict), "numpy target needs 'tables' {name: {file, scale_file}}")
-        need = {"item"} | ({"user"} if "lookup" in modes else set()) | (
-            {"history_item"} if "history" in modes else set())
+        need = set(SCORER_TABLES[scorer]) | ({"user"} if "lookup" in modes else set()) | (
+            set(HISTORY_TABLES[history]) if "history" in modes else set())
         _need(need <= set(tables), f"numpy target needs tables {sorted(need)}, has {sorted(tables)}")
         for name, t in tables.items():
             _need(name in TABLES, f"unknown table {name!r}")
@@ -204,14 +222,35 @@ def validate_manifest(m: Any) -> None:
                 listed(t["scale_file"], f"tables.{name}.scale_file")
 
 
+def program(m: dict[str, Any]) -> tuple[str, str]:
+    """(scorer kind, history kind) of a manifest, checking its optional ``scorer`` and
+    ``history`` blocks: ``{"kind": "dot"}`` or ``{"kind": "mlp", "hidden": h, "activation":
+    "relu"}``; ``{"kind": "lightgcn"|"sage"|"gcn"|"gat", ...}`` (gat: ``negative_slope``)."""
+    sc = m.get("scorer", {"kind": "dot"})
+    _need(isinstance(sc, dict) and sc.get("kind") in SCORER_TABLES,
+          f"'scorer' must be an object with kind in {list(SCORER_TABLES)}, got {sc!r}")
+    if sc["kind"] == "mlp":
+        _need(_is_int(sc.get("hidden")) and sc["hidden"] >= 1 and sc.get("activation", "relu") == "relu",
+              f"an 'mlp' scorer needs an integer 'hidden' >= 1 and activation 'relu', got {sc!r}")
+    hi = m.get("history", {"kind": "lightgcn"})
+    _need(isinstance(hi, dict) and hi.get("kind", "lightgcn") in HISTORY_TABLES,
+          f"'history' must be an object with kind in {list(HISTORY_TABLES)}, got {hi!r}")
+    slope = hi.get("negative_slope", 0.2)
+    _need(isinstance(slope, int | float) and not isinstance(slope, bool) and math.isfinite(slope),
+          f"history.negative_slope must be a finite number, got {slope!r}")
+    return str(sc["kind"]), str(hi.get("kind", "lightgcn"))
+
+
 def build_manifest(*, target: str, num_users: int, num_items: int, dim: int, k: int,
                    history_capacity: int, exclude_capacity: int, modes: list[str] | tuple[str, ...],
                    weights: str, activations: str, seen: bool = True, eval_file: str | None = None,
                    tables: dict[str, dict[str, str | None]] | None = None,
                    metrics: dict[str, Any] | None = None, toolkit: dict[str, Any] | None = None,
-                   source: dict[str, Any] | None = None) -> dict[str, Any]:
+                   source: dict[str, Any] | None = None, scorer: dict[str, Any] | None = None,
+                   history: dict[str, Any] | None = None) -> dict[str, Any]:
     """A manifest with the contract's fixed names filled in; ``files`` is left for
-    :func:`write_manifest`, which hashes the directory."""
+    :func:`write_manifest`, which hashes the directory. ``scorer``/``history`` are written only
+    when they differ from the defaults (dot product, LightGCN fold)."""
     modes = list(modes)
     m: dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "target": target,
@@ -229,6 +268,10 @@ def build_manifest(*, target: str, num_users: int, num_items: int, dim: int, k: 
     }
     if target == "numpy":
         m["tables"] = tables or {}
+    if scorer is not None and scorer.get("kind", "dot") != "dot":
+        m["scorer"] = dict(scorer)
+    if history is not None and history.get("kind", "lightgcn") != "lightgcn":
+        m["history"] = dict(history)
     return m
 
 
@@ -410,9 +453,13 @@ def _load_table(root: Path, name: str, t: dict[str, Any], m: dict[str, Any]
                 ) -> tuple[np.ndarray, np.ndarray | None]:
     """A numpy-target table, memory-mapped; rows = num_items/num_users (+1 zero pad row allowed)."""
     values = _load_npy(root, t["file"], mmap=True)
-    rows = m["num_users"] if name in ("user", "user_base") else m["num_items"]
-    if values.ndim != 2 or values.shape[1] != m["dim"] or values.shape[0] not in (rows, rows + 1):
-        raise ArtifactError(f"{root}: table {name!r} is {list(values.shape)}, expected [{rows}, {m['dim']}]")
+    sizes = {"U": m["num_users"], "I": m["num_items"], "d": m["dim"],
+             "h": m.get("scorer", {}).get("hidden", -1)}
+    rows, cols = (sizes.get(x, x) for x in TABLE_SHAPES[name])
+    padded = (rows, rows + 1) if name in ("item", "user", "history_item", "user_base", "history_logit",
+                                          "mlp_item", "user_self", "user_logit") else (rows,)
+    if values.ndim != 2 or values.shape[1] != cols or values.shape[0] not in padded:
+        raise ArtifactError(f"{root}: table {name!r} is {list(values.shape)}, expected [{rows}, {cols}]")
     if values.dtype not in (np.int8, np.float16, np.float32):
         raise ArtifactError(f"{root}: table {name!r} has dtype {values.dtype}")
     scale = None

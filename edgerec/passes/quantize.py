@@ -15,6 +15,11 @@ import numpy as np
 from edgerec.ir import IR, PassReport, Table
 
 SCHEMES = ("int8", "float16", "none")
+# IR-only schemes: no exporter runs them yet (docs/compression.md), so the CLI does not offer them.
+IR_SCHEMES = (*SCHEMES, "int4")
+INT4_MAX = 7
+# Clipping ratios tried per row by the int4 quantizer (1.0 = no clipping, the int8 rule).
+_INT4_CLIP = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 
 
 def quantize_rows_int8(values: np.ndarray) -> Table:
@@ -26,21 +31,67 @@ def quantize_rows_int8(values: np.ndarray) -> Table:
     return Table(q, scale)
 
 
+def _int4_scales(v: np.ndarray) -> np.ndarray:
+    """Per-row (or per-group: ``v`` is [..., n]) scale minimising the squared error over a few
+    clipping ratios: with 15 levels, clipping the largest value usually beats covering it."""
+    amax = np.abs(v).max(axis=-1)
+    best = np.where(amax > 0, amax / INT4_MAX, 1.0).astype(np.float32)
+    best_err = np.full(amax.shape, np.inf)
+    for c in _INT4_CLIP:
+        scale = np.where(amax > 0, c * amax / INT4_MAX, 1.0).astype(np.float32)
+        q = np.clip(np.rint(v / scale[..., None]), -INT4_MAX, INT4_MAX)
+        err = ((q * scale[..., None] - v) ** 2).sum(axis=-1)
+        better = err < best_err
+        best = np.where(better, scale, best)
+        best_err = np.where(better, err, best_err)
+    return best
+
+
+def quantize_rows_int4(values: np.ndarray) -> Table:
+    """Symmetric per-row int4: values in [-7, 7] held as int8, ``bits=4`` so that byte counts are
+    those of the packed table (two values per byte) plus one float32 scale per row."""
+    v = np.asarray(values, dtype=np.float32)
+    scale = _int4_scales(v)
+    q = np.clip(np.rint(v / scale[:, None]), -INT4_MAX, INT4_MAX).astype(np.int8)
+    return Table(q, scale, bits=4)
+
+
+def int4_groups_roundtrip(values: np.ndarray, group: int) -> tuple[np.ndarray, int]:
+    """Per-group int4 (``group`` consecutive columns share a float32 scale, as ONNX Runtime's
+    ``GatherBlockQuantized``/``MatMulNBits`` blocks do): the dequantized values and the packed
+    byte count. A measurement helper; the IR stores int4 per row only."""
+    v = np.asarray(values, dtype=np.float32)
+    if group < 1:
+        raise ValueError(f"group must be >= 1, got {group}")
+    rows, cols = v.shape
+    blocks = -(-cols // group)
+    padded = np.zeros((rows, blocks * group), np.float32)
+    padded[:, :cols] = v
+    g = padded.reshape(rows, blocks, group)
+    scale = _int4_scales(g)
+    q = np.clip(np.rint(g / scale[..., None]), -INT4_MAX, INT4_MAX)
+    out = (q * scale[..., None]).reshape(rows, -1)[:, :cols].astype(np.float32)
+    return out, rows * ((cols + 1) // 2) + rows * blocks * 4
+
+
 def quantize_table(table: Table, scheme: str) -> Table:
     values = table.dequantize()
     if scheme == "int8":
         return quantize_rows_int8(values)
+    if scheme == "int4":
+        return quantize_rows_int4(values)
     if scheme == "float16":
         return Table(values.astype(np.float16))
     if scheme == "none":
         return Table(values)
-    raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
+    raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {IR_SCHEMES}")
 
 
 def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
-    """Quantize every table of ``ir`` with ``scheme`` (``int8``, ``float16`` or ``none``)."""
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
+    """Quantize every table of ``ir`` with ``scheme`` (``int8``, ``float16``, ``none``, or the
+    IR-only ``int4``, which no exporter accepts yet)."""
+    if scheme not in IR_SCHEMES:
+        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {IR_SCHEMES}")
     tables = {name: quantize_table(t, scheme) for name, t in ir.tables.items()}
     new = ir.replace(tables=tables)
     report = PassReport(name="quantize", params={"scheme": scheme},
