@@ -30,6 +30,7 @@ from edgerec import __version__
 from edgerec.data import Interactions, Split
 from edgerec.errors import CheckpointError
 from edgerec.models import MODEL_KINDS, build_model
+from edgerec.versioned_json import read_header
 
 CKPT_FORMAT = "edgerec-checkpoint"
 CKPT_FORMAT_VERSION = 1
@@ -104,16 +105,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         raise CheckpointError(f"{root}: not a checkpoint directory")
     if not cfg_file.is_file():
         raise CheckpointError(f"{root}: not an edgerec checkpoint (no config.json)")
-    try:
-        config = json.loads(cfg_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{cfg_file}: invalid JSON ({e})") from None
-    if not isinstance(config, dict) or config.get("format") != CKPT_FORMAT:
-        raise CheckpointError(f"{cfg_file}: not an edgerec checkpoint config")
-    if config.get("format_version") != CKPT_FORMAT_VERSION:
-        raise CheckpointError(
-            f"{cfg_file}: checkpoint format version {config.get('format_version')!r} is not supported "
-            f"(this edgerec {__version__} reads version {CKPT_FORMAT_VERSION})")
+    config = read_header(cfg_file, CKPT_FORMAT, CKPT_FORMAT_VERSION, "checkpoint", CheckpointError)
     try:
         kind = config["model"]
         if kind not in MODEL_KINDS:

@@ -86,16 +86,22 @@ class Interactions:
 # LightGCN text format
 
 
-def _read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Parse ``user item item ...`` lines; a user line with no items is allowed (no rows)."""
-    users: list[int] = []
-    items: list[int] = []
+def _read_text(path: Path) -> str:
+    """The file's text; a binary or empty file is a one-line DataError."""
     try:
         text = path.read_text()
     except UnicodeDecodeError:
         raise DataError(f"{path}: not a text file") from None
     if not text.strip():
         raise DataError(f"{path}: file is empty")
+    return text
+
+
+def _read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Parse ``user item item ...`` lines; a user line with no items is allowed (no rows)."""
+    users: list[int] = []
+    items: list[int] = []
+    text = _read_text(path)
     for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
@@ -184,12 +190,7 @@ def load_csv(path: str | Path, *, valid_frac: float = 0.1, test_frac: float = 0.
         raise DataError(f"unknown split method {split!r}; choose 'time' or 'random'")
     if not (0 <= valid_frac < 1 and 0 <= test_frac < 1 and valid_frac + test_frac < 1):
         raise DataError("valid_frac and test_frac must be in [0, 1) and sum to less than 1")
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a text file") from None
-    if not text.strip():
-        raise DataError(f"{path}: file is empty")
+    text = _read_text(path)
     if sep is None:
         sep = "\t" if path.suffix.lower() in (".tsv", ".tab") or "\t" in text.splitlines()[0] else ","
     rows = list(csv.reader(text.splitlines(), delimiter=sep))

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from edgerec.errors import IRError
+from edgerec.versioned_json import read_header
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
@@ -318,15 +319,7 @@ def load_ir(path: str | os.PathLike[str]) -> IR:
     meta_file = root / "ir.json"
     if not meta_file.is_file():
         raise IRError(f"{root} is not an edgerec IR directory (no ir.json)")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise IRError(f"{meta_file}: invalid JSON ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != IR_FORMAT:
-        raise IRError(f"{meta_file}: not an edgerec IR")
-    if meta.get("format_version") != IR_FORMAT_VERSION:
-        raise IRError(f"{meta_file}: IR format version {meta.get('format_version')!r} is not supported "
-                      f"(this edgerec reads version {IR_FORMAT_VERSION})")
+    meta = read_header(meta_file, IR_FORMAT, IR_FORMAT_VERSION, "IR", IRError)
     try:
         tables: dict[str, Table] = {}
         for name, e in meta["tables"].items():

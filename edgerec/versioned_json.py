@@ -1,0 +1,27 @@
+"""Reading the JSON header of an on-disk format (checkpoint, IR) with its name and version checked.
+
+One place, so every format says the same thing about a bad, foreign or newer file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from edgerec import __version__
+
+
+def read_header(file: Path, fmt: str, version: int, what: str, error: type[Exception]) -> dict[str, Any]:
+    """The object in ``file`` if its ``format`` is ``fmt`` and its ``format_version`` is
+    ``version``; otherwise ``error`` with a one-line message naming the file and ``what`` it is."""
+    try:
+        meta = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{file}: invalid JSON ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise error(f"{file}: not an edgerec {what}")
+    if meta.get("format_version") != version:
+        raise error(f"{file}: {what} format version {meta.get('format_version')!r} is not supported "
+                    f"(edgerec {__version__} reads version {version})")
+    return meta
