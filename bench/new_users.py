@@ -33,7 +33,9 @@ def main() -> None:
     ap.add_argument("--ckpt", required=True, type=Path, help="the model trained on every user")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--frac", type=float, default=0.1)
-    ap.add_argument("--max-minutes", type=float, default=10.0)
+    ap.add_argument("--max-minutes", type=float, default=60.0,
+                    help="wall-time cap of the reduced model's training (a safety net: by default it "
+                         "trains with the full model's recipe and at most its number of epochs)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     data = load_data(args.data)
@@ -48,8 +50,16 @@ def main() -> None:
     reduced = replace(data, train=Split(data.train.users[keep], data.train.items[keep]),
                       valid=Split(data.valid.users[~is_held[data.valid.users]],
                                   data.valid.items[~is_held[data.valid.users]]))
+    # Same recipe and epoch budget as the model trained on everyone, so that the comparison
+    # measures the missing per-user parameters, not a shorter training.
+    full = load_checkpoint(args.ckpt)
+    tc = full.config["train"]
+    cfg = TrainConfig(dim=int(full.config["dim"]), layers=int(full.config["layers"]),
+                      epochs=int(tc["epochs_run"]), batch_size=int(tc["batch_size"]), lr=float(tc["lr"]),
+                      reg=float(tc["reg"]), seed=int(tc["seed"]), eval_every=int(tc["eval_every"]),
+                      patience=int(tc["patience"]), max_minutes=args.max_minutes)
     t0 = time.perf_counter()
-    result = train(reduced, TrainConfig(max_minutes=args.max_minutes))
+    result = train(reduced, cfg)
     wall = time.perf_counter() - t0
     ir, _ = precompute(Checkpoint(args.out, {"model": "lightgcn", "layers": result.config.layers,
                                               "dim": result.config.dim, "data": {},
@@ -64,13 +74,13 @@ def main() -> None:
     top = topk_full_ranking(lambda b: torch.from_numpy(vec[np.searchsorted(held, b)] @ items.T),
                             held, hist, 20)
     new_user = ranking_metrics(top, held, truth, (20,))
-    full = load_checkpoint(args.ckpt)
     full_ir, _ = precompute(full)
     lookup = ranking_metrics(ir_topk(full_ir, held, 20, "lookup"), held, truth, (20,))
     hist_known = ranking_metrics(ir_topk(full_ir, held, 20, "history"), held, truth, (20,))
     out = {
         "data": str(args.data), "held_out_users": int(held.size), "train_minutes_cap": args.max_minutes,
         "reduced_model_train_seconds": round(wall, 1), "reduced_model_epochs": result.epochs_run,
+        "full_model_epochs": int(tc["epochs_run"]),
         "held_out_users_history_mode": new_user,
         "same_users_full_model_lookup": lookup,
         "same_users_full_model_history_no_base": hist_known,
