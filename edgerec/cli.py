@@ -178,6 +178,9 @@ def _compile_options(f: Any) -> Any:
         click.option("--prune-method", type=click.Choice(["svd", "columns"]), default="svd", show_default=True),
         click.option("--min-item-count", type=int, default=0, show_default=True,
                      help="Drop items with fewer training interactions."),
+        click.option("--distill-epochs", type=click.IntRange(0), default=0, show_default=True,
+                     help="LightGCN: after pruning, distil the narrower tables against the float "
+                          "model's rankings for N epochs (buys width at the same accuracy; slower)."),
         click.option("--max-recall-drop", type=float, default=0.02, show_default=True),
         click.option("--min-agreement", type=float, default=None),
         click.option("--force", is_flag=True, help="Emit even if the accuracy guard objects."),
@@ -193,7 +196,7 @@ def _run_compile(source: Path, data_path: Path | None, mode: str, dims: str, ene
                  prune_method: str, min_item_count: int, max_recall_drop: float,
                  min_agreement: float | None, force: bool, quantize: str, quiet: bool,
                  head_keep: float | None = None, channel_keep: float | None = None,
-                 finetune_epochs: int = 0, new_user: str = "mean"):
+                 finetune_epochs: int = 0, new_user: str = "mean", distill_epochs: int = 0):
     """Checkpoint -> IR via the passes; an IR directory is loaded as is."""
     from edgerec.checkpoint import load_checkpoint
     from edgerec.data import load_data
@@ -220,7 +223,8 @@ def _run_compile(source: Path, data_path: Path | None, mode: str, dims: str, ene
         modes=("lookup", "history") if mode == "both" else (mode,), dims=dims_opt, energy=energy,
         method=prune_method, quantize=quantize, max_recall_drop=max_recall_drop,
         min_agreement=min_agreement, force=force, min_item_count=min_item_count, head_keep=head_keep,
-        channel_keep=channel_keep, finetune_epochs=finetune_epochs, new_user=new_user)
+        channel_keep=channel_keep, finetune_epochs=finetune_epochs, new_user=new_user,
+        distill_epochs=distill_epochs)
     data = load_data(data_path) if data_path is not None else None
     log = (lambda _m: None) if quiet else (lambda m: click.echo(m, err=True))
     res = compile_checkpoint(ckpt, opts, data, log)
@@ -239,7 +243,8 @@ def _pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
                 "drop_cold_items": f"min count {p.get('min_count')}",
                 "prune_head": f"hidden {p.get('from')}->{p.get('keep')}",
                 "prune_channels": f"channels {p.get('from')}->{p.get('keep')}",
-                "finetune_head": f"{p.get('epochs')} epochs"}.get(r.name, "")
+                "finetune_head": f"{p.get('epochs')} epochs",
+                "distill": f"{p.get('epochs')} epochs"}.get(r.name, "")
         rows.append({"pass": r.name, "what": what, "bytes": _fmt_bytes(r.bytes_after),
                      "x smaller": f"{base / r.bytes_after:.1f}" if r.bytes_after else "",
                      "lookup R@20": m.get("lookup/recall@20", ""), "history R@20": m.get("history/recall@20", ""),
@@ -265,7 +270,7 @@ def compile_cmd(checkpoint: Path, out: Path, quantize: str, data_path: Path | No
                 energy: float | None, prune_method: str, min_item_count: int, max_recall_drop: float,
                 min_agreement: float | None, force: bool, overwrite: bool, as_json: bool,
                 head_keep: float | None, channel_keep: float | None, finetune_epochs: int,
-                new_user: str) -> None:
+                new_user: str, distill_epochs: int) -> None:
     """Compile a checkpoint into an IR directory (precompute, prune, quantize, guard)."""
     from edgerec.errors import IRError
     from edgerec.ir import describe, save_ir
@@ -274,7 +279,8 @@ def compile_cmd(checkpoint: Path, out: Path, quantize: str, data_path: Path | No
         raise IRError(f"{out} exists (use --overwrite to replace it)")
     ir, reports = _run_compile(checkpoint, data_path, mode, dims, energy, prune_method, min_item_count,
                                max_recall_drop, min_agreement, force, quantize, as_json, head_keep=head_keep,
-                               channel_keep=channel_keep, finetune_epochs=finetune_epochs, new_user=new_user)
+                               channel_keep=channel_keep, finetune_epochs=finetune_epochs, new_user=new_user,
+                               distill_epochs=distill_epochs)
     save_ir(ir, out, overwrite=overwrite)
     if as_json:
         _echo_json({"ir": str(out), "summary": describe(ir), "passes": [r.to_json() for r in reports]})

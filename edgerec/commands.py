@@ -23,7 +23,8 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
                      history_capacity: int = 50, max_recall_drop: float = 0.02,
                      min_agreement: float | None = None, force: bool = False,
                      data_path: Path | None = None, with_eval: bool = False, eval_users: int = 500,
-                     overwrite: bool = False, quiet: bool = False) -> dict[str, dict[str, Any]]:
+                     overwrite: bool = False, quiet: bool = False,
+                     distill_epochs: int = 0) -> dict[str, dict[str, Any]]:
     """Compile ``source`` (checkpoint or IR dir) and write one artifact per target.
 
     One target: the artifact is ``out``. Several: ``out/<target>``. Everything is built in a
@@ -42,7 +43,8 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
     if not source.exists():
         raise ExportError(f"{source}: no such checkpoint or IR directory")
     ir, _ = _run_compile(source, data_path, mode, dims, energy, prune_method, min_item_count,
-                         max_recall_drop, min_agreement, force, QUANT[quantize], quiet)
+                         max_recall_drop, min_agreement, force, QUANT[quantize], quiet,
+                         distill_epochs=distill_epochs)
     extra: dict[str, bytes] = {}
     if with_eval:
         extra["eval.json"] = _eval_bytes(source, ir, data_path, eval_users, history_capacity)
@@ -103,7 +105,8 @@ def _eval_bytes(source: Path, ir: Any, data_path: Path | None, users: int, capac
 def export(source: Path, target: str, out: Path, quantize: str, k: int, history_capacity: int,
            with_eval: bool, eval_users: int, data_path: Path | None, mode: str, dims: str,
            energy: float | None, prune_method: str, min_item_count: int, max_recall_drop: float,
-           min_agreement: float | None, force: bool, overwrite: bool, as_json: bool) -> None:
+           min_agreement: float | None, force: bool, overwrite: bool, as_json: bool,
+           distill_epochs: int) -> None:
     """Compile SOURCE (checkpoint or IR dir) and write verified on-device model files."""
     targets = ["tflite", "onnx"] if target == "all" else [target]
     manifests = export_artifacts(
@@ -111,7 +114,7 @@ def export(source: Path, target: str, out: Path, quantize: str, k: int, history_
         prune_method=prune_method, min_item_count=min_item_count, k=k,
         history_capacity=history_capacity, max_recall_drop=max_recall_drop,
         min_agreement=min_agreement, force=force, data_path=data_path, with_eval=with_eval,
-        eval_users=eval_users, overwrite=overwrite, quiet=as_json)
+        eval_users=eval_users, overwrite=overwrite, quiet=as_json, distill_epochs=distill_epochs)
     if as_json:
         _echo_json(manifests)
         return

@@ -17,6 +17,7 @@ from edgerec.checkpoint import Checkpoint
 from edgerec.data import Interactions
 from edgerec.errors import EdgerecError, GuardError
 from edgerec.ir import IR, PassReport, Table
+from edgerec.passes.distill import distill
 from edgerec.passes.guard import GuardData, check, guard, measure
 from edgerec.passes.precompute import precompute
 from edgerec.passes.precompute_gnn import precompute_gnn
@@ -42,6 +43,8 @@ class CompileOptions:
     head_importance: str = "activation"
     channel_keep: float | int | None = None   # encoder output channels kept (structured)
     finetune_epochs: int = 0                  # BPR epochs on the pruned head
+    distill_epochs: int = 0                   # distil the pruned tables against the float model
+    distill_users: int | None = 8192          # users per distillation epoch (None: all)
 
 
 @dataclass
@@ -65,6 +68,9 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
                            f"the checkpoint was trained on {ckpt.data.num_users} and {ckpt.data.num_items}")
     if options.dims is not None and options.energy is not None:
         raise EdgerecError("give either --dims or --energy, not both")
+    if options.distill_epochs > 0 and ckpt.config.get("model", "lightgcn") != "lightgcn":
+        raise EdgerecError("--distill-epochs needs a LightGCN model (a dot-product scorer and the "
+                           f"LightGCN history fold), not {ckpt.config.get('model')!r}")
     reports: list[PassReport] = []
     if ckpt.config.get("model", "lightgcn") == "lightgcn":
         ir, rep = precompute(ckpt, options.modes)
@@ -88,6 +94,7 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
         out = reference
         if width is not None and width < reference.dim:
             out, r = prune(out, width, options.method)
+            out = _distill(out, reference, options)[0] if options.distill_epochs > 0 else out
         if options.quantize != "none":
             out, r = quantize(out, options.quantize)
         return out
@@ -119,6 +126,10 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
         ir, rep = prune(ir, width, options.method)
         ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
         reports.append(rep)
+        if options.distill_epochs > 0:
+            ir, rep = _distill(ir, reference, options, log)
+            ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
+            reports.append(rep)
     if options.quantize != "none":
         ir, rep = quantize(ir, options.quantize)
         ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
@@ -130,6 +141,16 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if search:
         ir = ir.replace(metrics={**ir.metrics, "dims_search": search})
     return CompileResult(ir, reports, search)
+
+
+def _distill(ir: IR, reference: IR, options: CompileOptions,
+             log: Callable[[str], None] = lambda _m: None) -> tuple[IR, PassReport]:
+    """Fine-tune the pruned tables to rank like the float model (docs/compression.md), aware of
+    the int8 rounding that follows when the options quantize to int8. lr and temperature are
+    the values measured best in ``bench/compression_report.py``."""
+    return distill(ir, reference, epochs=options.distill_epochs, lr=3e-3, temperature=0.5,
+                   sample_users=options.distill_users,
+                   quant_bits=8 if options.quantize == "int8" else None, log=log)
 
 
 def _item_rows(ir: IR, keep: np.ndarray) -> IR:

@@ -52,6 +52,9 @@ def test_train_evaluate_compile_inspect(synthetic_dir: Path, tmp_path: Path) -> 
     assert [p["name"] for p in out["passes"]] == ["precompute", "quantize", "guard"]
     info = json.loads(run("inspect", str(ir), "--json").stdout)
     assert info["tables"]["item"]["dtype"] == "int8"
+    out = json.loads(run("compile", str(ck), "--out", str(tmp_path / "ir4"), "--dims", "4",
+                         "--distill-epochs", "1", "--max-recall-drop", "1", "--json").stdout)
+    assert [p["name"] for p in out["passes"]] == ["precompute", "prune", "distill", "quantize", "guard"]
     assert_one_line_error(run("compile", str(ck), "--out", str(ir), ok=False), "exists")
     assert_one_line_error(run("train", "--data", str(synthetic_dir), "--out", str(ck), ok=False), "exists")
 

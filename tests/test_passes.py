@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from edgerec.checkpoint import load_checkpoint
-from edgerec.errors import GuardError, IRError
+from edgerec.errors import EdgerecError, GuardError, IRError
 from edgerec.ir import load_ir, save_ir
 from edgerec.metrics import users_with_items
 from edgerec.models import normalized_adjacency
@@ -193,3 +193,20 @@ def test_corrupt_ir_refused(tmp_path: Path, how: str, needle: str) -> None:
 
 def test_valid_users_exist(ckpt) -> None:
     assert users_with_items(ckpt.data.valid.csr(ckpt.data.num_users)).size > 0
+
+
+def test_compile_with_distillation(ckpt) -> None:
+    """--distill-epochs adds a measured distill pass after pruning, which brings the narrow
+    model's rankings closer to the float model's, and the result still quantizes to int8."""
+    plain = compile_checkpoint(ckpt, CompileOptions(dims=4, max_recall_drop=1.0))
+    res = compile_checkpoint(ckpt, CompileOptions(dims=4, max_recall_drop=1.0, distill_epochs=3,
+                                                  distill_users=None))
+    names = [r.name for r in res.reports]
+    assert names == ["precompute", "prune", "distill", "quantize", "guard"]
+    assert res.ir.dim == 4 and res.ir.tables["item"].dtype == "int8"
+    before, after = plain.reports[-1].metrics_after, res.reports[-1].metrics_after
+    for mode in ("lookup", "history"):
+        assert after[f"{mode}/agreement@20"] > before[f"{mode}/agreement@20"]
+    with pytest.raises(EdgerecError, match="distill"):
+        compile_checkpoint(ckpt.__class__(ckpt.path, {**ckpt.config, "model": "sage"}, ckpt.model, ckpt.data),
+                           CompileOptions(dims=4, distill_epochs=1))
