@@ -1,8 +1,9 @@
 """``python -m device_bench ARTIFACT... --out report.json``: benchmark artifacts on this machine.
 
 Each artifact runs in a fresh ``device_bench.worker`` process (clean memory); each interpreter
-module seen gets one ``device_bench.baseline`` process, whose peak RSS is subtracted to give the
-target's memory increase. The merged report is schema-checked before it is written.
+module seen gets two ``device_bench.baseline`` processes, one that only imports it and one that
+also runs a bare interpreter on a one-op model; their peak RSS are subtracted to give the
+target's memory increase over the imports and over a bare interpreter. The merged report is schema-checked before it is written.
 """
 
 from __future__ import annotations
@@ -117,6 +118,10 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             extra = [] if key == "none" else ["--module", key]
             baselines[key] = _run_child("device_bench.baseline", extra,
                                         Path(tmp) / f"baseline{j}.json", env, args.timeout)
+            if key != "none":
+                baselines[key + "+bare-interpreter"] = _run_child(
+                    "device_bench.baseline", [*extra, "--bare-interpreter", "--threads", str(args.threads)],
+                    Path(tmp) / f"baseline{j}b.json", env, args.timeout)
     for t in targets:
         if t["error"]:
             continue
@@ -127,6 +132,13 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         ok = not base.get("error") and base.get("peak_rss_bytes") and mem["peak_rss_bytes"]
         mem["peak_rss_increase_bytes"] = (mem["peak_rss_bytes"] - base["peak_rss_bytes"]
                                           if ok else None)
+        bare = baselines.get((t["interpreter"]["module"] or "none") + "+bare-interpreter", {})
+        ok = not bare.get("error") and bare.get("bare_interpreter") and mem["peak_rss_bytes"]
+        mem["bare_interpreter_peak_rss_bytes"] = bare.get("peak_rss_bytes") if ok else None
+        # numpy reference: no interpreter, so its whole increase is model cost
+        mem["peak_rss_over_bare_interpreter_bytes"] = (
+            mem["peak_rss_bytes"] - bare["peak_rss_bytes"] if ok else
+            mem["peak_rss_increase_bytes"] if not t["interpreter"]["module"] else None)
     report = {
         "format": REPORT_FORMAT, "format_version": REPORT_FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

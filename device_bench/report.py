@@ -107,9 +107,10 @@ def check_target(t: Any, where: str) -> None:
     _num(t, "init_ms", where)
     mem = _get(t, "memory", where)
     for key in ("peak_rss_after_load_bytes", "peak_rss_bytes", "baseline_peak_rss_bytes",
-                "rss_after_load_bytes"):
+                "rss_after_load_bytes", "bare_interpreter_peak_rss_bytes"):
         _num(mem, key, f"{where}.memory", integer=True, null=True)
-    for key in ("peak_rss_increase_bytes", "peak_rss_over_preload_bytes"):
+    for key in ("peak_rss_increase_bytes", "peak_rss_over_preload_bytes",
+                "peak_rss_over_bare_interpreter_bytes"):
         _num(mem, key, f"{where}.memory", lo=None, integer=True, null=True)
     per_mode = _get(t, "modes", where)
     for mode in modes:

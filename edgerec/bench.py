@@ -277,6 +277,7 @@ def _target_row(device: str, t: Mapping[str, Any]) -> dict[str, Any]:
         "modes": art["modes"], "file_bytes": art["model_bytes"],
         "artifact_bytes": art["artifact_bytes"], "init_ms": t["init_ms"],
         "peak_rss_increase_bytes": t["memory"].get("peak_rss_increase_bytes"),
+        "peak_rss_over_bare_interpreter_bytes": t["memory"].get("peak_rss_over_bare_interpreter_bytes"),
         "latency_ms": {m: _mode_latency(v) for m, v in t["modes"].items()},
         "throughput_recs_per_s": {m: v["throughput"]["recs_per_s"] for m, v in t["modes"].items()},
         "throughput_method": {m: v["throughput"]["method"] for m, v in t["modes"].items()},
@@ -332,6 +333,7 @@ def baseline_row(b: Mapping[str, Any]) -> dict[str, Any]:
             "modes": [m for m in MODES if m in modes], "file_bytes": b.get("file_bytes"),
             "artifact_bytes": None, "init_ms": b.get("init_ms"),
             "peak_rss_increase_bytes": b.get("peak_rss_increase_bytes"),
+            "peak_rss_over_bare_interpreter_bytes": b.get("peak_rss_increase_bytes"),
             "latency_ms": {m: _mode_latency(v) for m, v in modes.items()},
             "throughput_recs_per_s": dict(b.get("throughput_recs_per_s") or {}),
             "throughput_method": {}, "accuracy": acc, "accuracy_reason": b.get("note")}
@@ -380,7 +382,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                      f"{s['requests']} requests after {s['warmup']} warm-up, batch {s['batch']}, "
                      f"{s['threads']} thread(s)")
     lines += ["", "Latency p50 / p95 / p99 in ms per mode (h: history, l: lookup); throughput in "
-              "recommendations/s at the batch size; accuracy @20 per mode.", "",
+              "recommendations/s at the batch size; accuracy @20 per mode. Peak RSS +: over a "
+              "process that imports the same modules (in brackets: over one that also runs a bare "
+              "interpreter on a one-op model; the same figure where there is no interpreter).", "",
               "| device | target | quantization | modes | file size | init ms | peak RSS + | "
               "latency p50/p95/p99 ms | throughput /s | recall@20 | ndcg@20 | agreement@20 |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -399,11 +403,16 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"| {row['device'] or '–'} | {name}{f' ({t})' if (t := row.get('target')) else ''} | "
             f"{row.get('quantization') or '–'} | {', '.join(row.get('modes') or []) or '–'} | "
             f"{_size(row.get('file_bytes'))} | {_fmt(row.get('init_ms'), '.1f')} | "
-            f"{_size(row.get('peak_rss_increase_bytes'))} | {lat} | {tput} | "
+            f"{_size(row.get('peak_rss_increase_bytes'))}{_bracket(row)} | {lat} | {tput} | "
             f"{acc['recall@20']} | {acc['ndcg@20']} | {acc['agreement@20']} |")
     reasons = {r["accuracy_reason"] for r in report["rows"] if r.get("accuracy_reason")}
     lines += [""] + [f"Accuracy note: {why}" for why in sorted(reasons)]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _bracket(row: Mapping[str, Any]) -> str:
+    over = row.get("peak_rss_over_bare_interpreter_bytes")
+    return f" ({_size(over)})" if over is not None else ""
 
 
 def _primary(row: Mapping[str, Any], field: str) -> tuple[str | None, Any]:

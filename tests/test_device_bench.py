@@ -158,8 +158,16 @@ def test_interpreter_target_gets_its_own_baseline(numpy_artifact, tmp_path):
     onnx_t, np_t = rep["targets"]
     assert onnx_t["backend"] == "onnx" and onnx_t["interpreter"]["module"] == "onnxruntime"
     assert onnx_t["interpreter"]["version"] == rep["machine"]["interpreters"]["onnxruntime"]
-    assert set(rep["baselines"]) == {"onnxruntime", "none"}
-    assert rep["baselines"]["onnxruntime"]["peak_rss_bytes"] > rep["baselines"]["none"]["peak_rss_bytes"]
+    assert set(rep["baselines"]) == {"onnxruntime", "onnxruntime+bare-interpreter", "none"}
+    bases = {k: v["peak_rss_bytes"] for k, v in rep["baselines"].items()}
+    assert bases["onnxruntime"] > bases["none"]
+    # a bare interpreter on a one-op model costs more than the import alone
+    assert rep["baselines"]["onnxruntime+bare-interpreter"]["bare_interpreter"] is True
+    assert bases["onnxruntime+bare-interpreter"] > bases["onnxruntime"]
+    assert (onnx_t["memory"]["peak_rss_over_bare_interpreter_bytes"] == onnx_t["memory"]["peak_rss_bytes"]
+            - bases["onnxruntime+bare-interpreter"])
+    # no interpreter behind the numpy reference: its whole increase is the model's
+    assert np_t["memory"]["peak_rss_over_bare_interpreter_bytes"] == np_t["memory"]["peak_rss_increase_bytes"]
     assert onnx_t["memory"]["baseline"] == "onnxruntime" and np_t["memory"]["baseline"] == "none"
     assert (onnx_t["memory"]["peak_rss_increase_bytes"] == onnx_t["memory"]["peak_rss_bytes"]
             - rep["baselines"]["onnxruntime"]["peak_rss_bytes"])
@@ -331,3 +339,13 @@ def test_run_bench_local_writes_report_md_png(numpy_artifact, tmp_path):
     with pytest.raises(BenchError, match="user@host"):
         run_bench([art], tmp_path / "x", ssh="a@b@c", requests=5)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("module", ["ai_edge_litert.interpreter", "onnxruntime", "numpy"])
+def test_bare_interpreter_models_run(module: str) -> None:
+    """The embedded one-op models load and run in their interpreters (the memory baseline)."""
+    import importlib
+
+    from device_bench.bare_models import run_bare_interpreter
+
+    assert run_bare_interpreter(module, importlib.import_module(module)) is (module != "numpy")
