@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from runtime.errors import ArtifactError, ChecksumError
+from runtime.idmap import DecimalRange, decimal_range_of
 from runtime.quant import ACTIVATIONS
 
 FORMAT = "edgerec-artifact"
@@ -304,8 +305,8 @@ class Artifact:
 
     root: Path
     manifest: dict[str, Any]
-    user_ids: list[str | int]
-    item_ids: list[str | int]
+    user_ids: list[str | int] | DecimalRange
+    item_ids: list[str | int] | DecimalRange
     popular: np.ndarray
     seen_indptr: np.ndarray | None
     seen_indices: np.ndarray | None
@@ -385,9 +386,14 @@ def _load_npy(root: Path, name: str, mmap: bool = False) -> np.ndarray:
     return a
 
 
-def _load_ids(root: Path, name: str, count: int, what: str) -> list[str | int]:
+def _load_ids(root: Path, name: str, count: int, what: str) -> list[str | int] | DecimalRange:
+    """The id list; ``["0", ..., "n-1"]`` as a :class:`DecimalRange` (no per-id objects)."""
+    raw = (root / name).read_bytes()
+    compact = decimal_range_of(raw, count)
+    if compact is not None:
+        return compact
     try:
-        ids = json.loads((root / name).read_bytes().decode("utf-8"))
+        ids = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ArtifactError(f"{root}: {name} is not valid JSON ({e})") from None
     if not isinstance(ids, list) or not all(

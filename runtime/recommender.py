@@ -32,6 +32,7 @@ import numpy as np
 from runtime.artifact import MASKED_SCORE, Artifact
 from runtime.backends import Backend
 from runtime.errors import ArtifactError, InvalidArgumentError, UnknownIdError
+from runtime.idmap import DecimalRange
 
 Id = str | int
 Recommendation = tuple[Id, float]
@@ -55,8 +56,8 @@ class Recommender:
         self.num_users = artifact.num_users
         self._item_ids = artifact.item_ids
         self._user_ids = artifact.user_ids
-        self._item_index = {x: i for i, x in enumerate(artifact.item_ids)}
-        self._user_index = {x: i for i, x in enumerate(artifact.user_ids)}
+        self._item_index = _index(artifact.item_ids)
+        self._user_index = _index(artifact.user_ids)
         self._popular = artifact.popular.tolist()
         self._make_backend = make_backend
         self._local = threading.local()
@@ -286,6 +287,11 @@ class Recommender:
     def _finish(self, picked: list[tuple[int, float]]) -> list[Recommendation]:
         ids = self._item_ids
         return [(ids[i], s) for i, s in picked]
+
+
+def _index(ids: list[Id] | DecimalRange) -> Any:
+    """id -> dense index: a dict, or the compact map itself (it has the same ``get``)."""
+    return ids if isinstance(ids, DecimalRange) else {x: i for i, x in enumerate(ids)}
 
 
 class _Mask:

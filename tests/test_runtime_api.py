@@ -225,3 +225,30 @@ def test_long_exclusion_lists_use_the_mask_path(tmp_path):
         assert len(got) == K and not set(hist) & set(ids(got))
     assert r.recommend(0, k=5) == r.recommend(0, k=5)  # the mask was cleared after use
     assert ids(r.recommend(0, k=K)) == brute_lookup(big, 0, set(big.seen(0).tolist()), K)
+
+
+def test_dense_decimal_ids_are_compact_and_behave_like_a_list(tmp_path):
+    """ids "0".."n-1" load as a DecimalRange (no per-id objects) with the same id rules."""
+    from runtime.artifact import load_artifact
+    from runtime.idmap import DecimalRange
+
+    tiny = small_ir(num_users=6, num_items=30)
+    path = numpy_artifact(tiny, tmp_path / "d")
+    art = load_artifact(path)
+    assert isinstance(art.item_ids, DecimalRange) and isinstance(art.user_ids, DecimalRange)
+    assert list(art.item_ids) == [str(i) for i in range(30)] and art.item_ids[-1] == "29"
+    assert art.item_ids == [str(i) for i in range(30)]
+    r = runtime.load(path)
+    assert r.recommend("3", k=5) == r.recommend(3, k=5) == r.recommend(np.int64(3), k=5)
+    assert r.recommend_from_history(["1", 2], k=5) == r.recommend_from_history([1, "2"], k=5)
+    for bad in ("03", "-1", "6", "3.0", " 3", "३"):
+        with pytest.raises(UnknownIdError):
+            r.recommend(bad, k=5)
+    # any other spelling of the file (here: indented) is read as an ordinary list, same ids
+    (path / "items.json").write_text(json.dumps([str(i) for i in range(30)], indent=1))
+    man = json.loads((path / "manifest.json").read_text())
+    from runtime.artifact import write_manifest
+
+    write_manifest(path, man)
+    again = load_artifact(path)
+    assert isinstance(again.item_ids, list) and again.item_ids == art.item_ids

@@ -1,0 +1,70 @@
+"""Compact id maps: the common case of ids ``"0", "1", ..., "n-1"`` without 2n Python objects.
+
+Data in the LightGCN format (and anything already densely numbered) exports id maps whose k-th
+id is ``str(k)``. As a list plus a dict those cost about 130 bytes an id (9 MB for Gowalla's
+71k users and items, on every target); :class:`DecimalRange` answers the same questions from
+``n`` alone. The artifact contract is unchanged: it is recognised from the bytes of the JSON file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any, overload
+
+
+class DecimalRange(Sequence[str]):
+    """``ids[k] == str(k)`` for ``0 <= k < n``; :meth:`get` is the reverse map (dict-like)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [str(k) for k in range(self.n)[i]]
+        return str(range(self.n)[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return (str(k) for k in range(self.n))
+
+    def __contains__(self, x: object) -> bool:
+        return self.get(x) is not None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DecimalRange):
+            return self.n == other.n
+        return isinstance(other, Sequence) and len(other) == self.n and all(
+            a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"DecimalRange({self.n})"
+
+    def get(self, x: Any, default: Any = None) -> Any:
+        """The index of the string id ``x`` (exact match only, as a dict lookup would)."""
+        if type(x) is not str or not (x.isascii() and x.isdigit()) or (len(x) > 1 and x[0] == "0"):
+            return default
+        k = int(x)
+        return k if k < self.n else default
+
+
+def decimal_range_of(raw: bytes, count: int) -> DecimalRange | None:
+    """A :class:`DecimalRange` when ``raw`` is the JSON list ``["0", ..., str(count-1)]`` as
+    ``json.dumps`` writes it (default or compact separators), else None."""
+    if len(raw) > 12 * count + 16:
+        return None
+    ids = [str(k) for k in range(count)]
+    for sep in (", ", ","):
+        if raw.strip() == json.dumps(ids, separators=(sep, ": ")).encode():
+            return DecimalRange(count)
+    return None
