@@ -15,8 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from edgerec import __version__
+from edgerec.atomic_dir import atomic_directory
 from edgerec.data import Interactions, Split
 from edgerec.errors import CheckpointError
 from edgerec.models import MODEL_KINDS, build_model
@@ -66,9 +65,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, data: 
     path = Path(path)
     if path.exists() and not overwrite:
         raise CheckpointError(f"{path} exists (use --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "weights.safetensors"))
         graph = {}
@@ -88,12 +85,6 @@ def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, data: 
             "files": {f: _sha256(tmp / f) for f in _FILES},
         }
         (tmp / "config.json").write_text(json.dumps(full, indent=2))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 

@@ -15,14 +15,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import IRError
 from edgerec.versioned_json import read_header
 
@@ -262,9 +261,7 @@ def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Pa
     path = Path(path)
     if path.exists() and not overwrite:
         raise IRError(f"{path} exists (use --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         tables: dict[str, Any] = {}
         for name, t in sorted(ir.tables.items()):
             np.save(tmp / f"{name}.npy", t.values, allow_pickle=False)
@@ -292,12 +289,6 @@ def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Pa
             "passes": list(ir.passes), "metrics": ir.metrics,
         }
         (tmp / "ir.json").write_text(json.dumps(meta, indent=2, default=_json_default))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return path
 
 
