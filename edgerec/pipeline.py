@@ -90,11 +90,15 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     ref_metrics = measure(reference, reference, gdata)
     search: list[dict[str, float]] = []
 
+    distilled: dict[int, tuple[IR, PassReport]] = {}  # the search's fine-tunes, reused below
+
     def build(width: int | None) -> IR:
         out = reference
         if width is not None and width < reference.dim:
             out, r = prune(out, width, options.method)
-            out = _distill(out, reference, options)[0] if options.distill_epochs > 0 else out
+            if options.distill_epochs > 0:
+                distilled[width] = _distill(out, reference, options)
+                out = distilled[width][0]
         if options.quantize != "none":
             out, r = quantize(out, options.quantize)
         return out
@@ -127,7 +131,8 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
         ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
         reports.append(rep)
         if options.distill_epochs > 0:
-            ir, rep = _distill(ir, reference, options, log)
+            # ir is reference pruned to width here (channel steps exclude width pruning)
+            ir, rep = distilled.get(width) or _distill(ir, reference, options, log)
             ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
             reports.append(rep)
     if options.quantize != "none":

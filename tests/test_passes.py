@@ -210,3 +210,22 @@ def test_compile_with_distillation(ckpt) -> None:
     with pytest.raises(EdgerecError, match="distill"):
         compile_checkpoint(ckpt.__class__(ckpt.path, {**ckpt.config, "model": "sage"}, ckpt.model, ckpt.data),
                            CompileOptions(dims=4, distill_epochs=1))
+
+
+def test_dims_auto_reuses_the_searchs_distillation(ckpt, monkeypatch) -> None:
+    """With --dims auto, the chosen width's distillation from the search is the one kept."""
+    import edgerec.pipeline as pipeline
+
+    calls: list[int] = []
+    real = pipeline.distill
+
+    def counting(ir, reference, **kw):
+        calls.append(ir.dim)
+        return real(ir, reference, **kw)
+
+    monkeypatch.setattr(pipeline, "distill", counting)
+    res = compile_checkpoint(ckpt, CompileOptions(dims="auto", max_recall_drop=0.05, distill_epochs=1,
+                                                  distill_users=64))
+    searched = [int(s["dims"]) for s in res.search if s["dims"] < ckpt.config["dim"]]
+    assert sorted(calls) == sorted(searched)
+    assert "distill" in [r.name for r in res.reports] and res.ir.dim in searched
