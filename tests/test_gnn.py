@@ -275,3 +275,27 @@ def test_drop_cold_items_slices_every_item_table(ckpts) -> None:
     kept = int((np.bincount(ck.data.train.items, minlength=ck.data.num_items) >= 2).sum())
     assert ir.num_items == kept < ck.data.num_items
     assert ir.tables["history_logit"].shape == (kept, 1) and ir.tables["mlp_item"].shape[0] == kept
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("head", ["dot", "mlp"])
+def test_trained_model_exports_and_serves(ckpts, kind: str, head: str, tmp_path: Path) -> None:
+    """train -> compile (int8) -> export to TFLite and ONNX -> runtime.load: the runtime's
+    answers are the compiled IR's top-k in both modes (the exporter's parity check passed too)."""
+    import runtime
+    from edgerec.scoring import ir_topk
+    from exporters import export_ir
+
+    ck = ckpts[(kind, head)]
+    ir = compile_checkpoint(ck, CompileOptions(dims=None, quantize="int8", force=True, guard_sample=100)).ir
+    users = np.flatnonzero(np.diff(ir.seen_indptr) > 0)[:20]
+    want = ir_topk(ir, users, 5, "lookup")
+    for target in ("tflite", "onnx"):
+        export_ir(ir, tmp_path / target, target, history_capacity=16)
+        rec = runtime.load(tmp_path / target)
+        got = [[ir.item_ids.index(i) for i, _ in rec.recommend(ir.user_ids[u], k=5)] for u in users]
+        overlap = np.mean([len(set(g) & set(w)) / 5 for g, w in zip(got, want.tolist(), strict=True)])
+        assert overlap >= 0.95, (target, overlap)
+        hist = [ir.item_ids[i] for i in ir.seen(int(users[0]))[-16:]]
+        items = [i for i, _ in rec.recommend_from_history(hist, k=5)]
+        assert len(items) == 5 and not set(items) & set(hist)
