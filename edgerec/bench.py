@@ -440,8 +440,9 @@ def plot_report(report: Mapping[str, Any], path: Path) -> Path:
         recall = (acc or {}).get("recall@20")
         if recall is None:
             continue
-        label = row["name"] + (f" @ {row['device']}" if len(devices) > 1 and row.get("device")
-                               else "") + f" [{mode}]"
+        quant = (row.get("quantization") or "").split(" / ")[0]
+        label = row["name"] + (f" {quant}" if row["kind"] != "baseline" and quant else "") + (
+            f" @ {row['device']}" if len(devices) > 1 and row.get("device") else "") + f" [{mode}]"
         style = {"marker": "s" if row["kind"] == "baseline" else "o", "color": f"C{n % 10}",
                  "label": label, "s": 50, "alpha": 0.85}
         lat = (row.get("latency_ms") or {}).get(mode) or _primary(row, "latency_ms")[1]
@@ -457,8 +458,9 @@ def plot_report(report: Mapping[str, Any], path: Path) -> Path:
         if ax.collections:
             ax.set_xscale("log")
             ax.margins(x=0.15, y=0.1)
-            for axis in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
-                axis(ticker.FormatStrFormatter("%g"))
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            # label a few minor ticks only where the axis spans little (no overlapping labels)
+            ax.xaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
         else:
             ax.text(0.5, 0.5, "no accuracy data (no eval file)", ha="center",
                     transform=ax.transAxes)
