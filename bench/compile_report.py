@@ -29,7 +29,8 @@ from edgerec.scoring import ir_topk
 
 
 def table_bytes(ir: IR, mode: str, with_base: bool = False) -> int:
-    names = ["item", "user"] if mode == "lookup" else ["item", "history_item"] + (["user_base"] if with_base else [])
+    """What the mode ships (``IR.serving_tables``), plus the user base vectors if asked."""
+    names = ir.serving_tables((mode,)) + (["user_base"] if with_base else [])
     return sum(ir.tables[n].nbytes for n in names)
 
 

@@ -32,11 +32,10 @@ from edgerec.passes.prune import prune
 from edgerec.passes.quantize import int4_groups_roundtrip, quantize
 from edgerec.scoring import ir_topk
 
-MODE_TABLES = {"lookup": ("item", "user"), "history": ("item", "history_item")}
-
 
 def mode_bytes(ir: IR, mode: str, override: dict[str, int] | None = None) -> int:
-    return sum((override or {}).get(n, ir.tables[n].nbytes) for n in MODE_TABLES[mode])
+    """Bytes of what the mode ships (``IR.serving_tables``); ``override`` replaces a table's."""
+    return sum((override or {}).get(n, ir.tables[n].nbytes) for n in ir.serving_tables((mode,)))
 
 
 def grouped_int4(ir: IR, group: int) -> tuple[IR, dict[str, int]]:
@@ -76,7 +75,8 @@ def main() -> None:
     rows: list[dict[str, object]] = []
     float_row: dict[str, dict[str, float]] = {}
     meta = {"checkpoint": str(args.ckpt), "data": data.source, "users_evaluated": int(users.size),
-            "float_dim": base.dim, "args": {k: str(v) for k, v in vars(args).items()}, "distill": []}
+            "float_dim": base.dim, "args": {k: str(v) for k, v in vars(args).items()}, "distill": [],
+            "mode_tables": {m: base.serving_tables((m,)) for m in base.modes}}
 
     def add(config: str, width: int, quant: str, finetune: str, ir: IR, nbytes: dict[str, int] | None = None) -> None:
         for mode in base.modes:
@@ -94,17 +94,22 @@ def main() -> None:
                   f"R@20 {recall:.4f} ({row['recall_ratio']:.3f}) agr {row['agreement@20']:.3f}", flush=True)
         write(args.out, meta, rows)
 
+    def timed_distill(pruned: IR, quant_bits: int | None = None) -> IR:
+        """Distil ``pruned`` against the float model; its report and wall time go in the JSON."""
+        t0 = time.perf_counter()
+        out, rep = distill(pruned, base, epochs=args.epochs, lr=args.lr, temperature=args.temperature,
+                           sample_users=args.distill_users, quant_bits=quant_bits, log=print)
+        meta["distill"].append({"dims": pruned.dim, "seconds": round(time.perf_counter() - t0, 1),
+                                **rep.to_json()})
+        return out
+
     add("float32", base.dim, "float32", "none", base)
     add("int8", base.dim, "int8", "none", quantize(base, "int8")[0])
     add("int4", base.dim, "int4", "none", quantize(base, "int4")[0])
     for w in sorted((w for w in args.widths if w < base.dim), reverse=True):
         pruned = prune(base, w, "svd")[0]
         variants = [("svd", "none", pruned)]
-        t0 = time.perf_counter()
-        dist, rep = distill(pruned, base, epochs=args.epochs, lr=args.lr, temperature=args.temperature,
-                            sample_users=args.distill_users, log=print)
-        meta["distill"].append({"dims": w, "seconds": round(time.perf_counter() - t0, 1), **rep.to_json()})
-        variants.append(("svd+distill", "distill", dist))
+        variants.append(("svd+distill", "distill", timed_distill(pruned)))
         for name, ft, ir in variants:
             for q in ("int8", "int4"):
                 add(f"{name} {w} + {q}", w, q, ft, quantize(ir, q)[0])
@@ -112,10 +117,7 @@ def main() -> None:
                 gir, nb = grouped_int4(ir, g)
                 add(f"{name} {w} + int4 g{g}", w, f"int4-g{g}", ft, gir, nb)
         if args.qat:
-            t0 = time.perf_counter()
-            qat, rep = distill(pruned, base, epochs=args.epochs, lr=args.lr, temperature=args.temperature,
-                               sample_users=args.distill_users, quant_bits=4, log=print)
-            meta["distill"].append({"dims": w, "seconds": round(time.perf_counter() - t0, 1), **rep.to_json()})
+            qat = timed_distill(pruned, quant_bits=4)
             add(f"svd+distill(qat4) {w} + int4", w, "int4", "distill-qat4", quantize(qat, "int4")[0])
 
 
@@ -128,7 +130,7 @@ def write(out: Path, meta: dict[str, object], rows: list[dict[str, object]]) -> 
         sel = [r for r in rows if r["mode"] == mode]
         if not sel:
             continue
-        lines += [f"**{mode} mode** (tables: {' + '.join(MODE_TABLES[mode])})", "",
+        lines += [f"**{mode} mode** (tables: {' + '.join(meta['mode_tables'][mode])})", "",
                   "| config | dims | quant | fine-tune | table bytes | x smaller | Recall@20 | ratio to float | top-20 agreement |",
                   "|---|---:|---|---|---:|---:|---:|---:|---:|"]
         for r in sel:

@@ -138,11 +138,13 @@ class IR:
     def history_kind(self) -> str:
         return str(self.history.get("kind", "lightgcn"))
 
-    def serving_tables(self) -> list[str]:
+    def serving_tables(self, modes: tuple[str, ...] | None = None) -> list[str]:
+        """The tables a device needs to serve ``modes`` (default: every mode of the IR)."""
+        modes = self.modes if modes is None else modes
         names = list(MLP_TABLES) if self.scorer.get("kind") == "mlp" else ["item"]
-        if "lookup" in self.modes:
+        if "lookup" in modes:
             names.append("user")
-        if "history" in self.modes:
+        if "history" in modes:
             names += ["history_item", "history_logit", "history_bias", "user_default"]
         return [n for n in names if n in self.tables]
 
