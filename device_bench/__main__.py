@@ -3,7 +3,8 @@
 Each artifact runs in a fresh ``device_bench.worker`` process (clean memory); each interpreter
 module seen gets two ``device_bench.baseline`` processes, one that only imports it and one that
 also runs a bare interpreter on a one-op model; their peak RSS are subtracted to give the
-target's memory increase over the imports and over a bare interpreter. The merged report is schema-checked before it is written.
+target's memory increase over the imports and over a bare interpreter. The merged report is
+schema-checked before it is written.
 """
 
 from __future__ import annotations

@@ -131,8 +131,11 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
         ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
         reports.append(rep)
         if options.distill_epochs > 0:
-            # ir is reference pruned to width here (channel steps exclude width pruning)
-            ir, rep = distilled.get(width) or _distill(ir, reference, options, log)
+            if width in distilled:  # the search distilled reference pruned to this width: reuse
+                tuned, rep = distilled[width]
+                ir = tuned.replace(passes=(*ir.passes, tuned.passes[-1]))  # keep the measured log
+            else:
+                ir, rep = _distill(ir, reference, options, log)
             ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
             reports.append(rep)
     if options.quantize != "none":

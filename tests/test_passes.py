@@ -229,3 +229,7 @@ def test_dims_auto_reuses_the_searchs_distillation(ckpt, monkeypatch) -> None:
     searched = [int(s["dims"]) for s in res.search if s["dims"] < ckpt.config["dim"]]
     assert sorted(calls) == sorted(searched)
     assert "distill" in [r.name for r in res.reports] and res.ir.dim in searched
+    # the IR's pass log is the measured one, prune included
+    log = {p["name"]: p for p in res.ir.passes}
+    assert [p["name"] for p in res.ir.passes] == ["precompute", "prune", "distill", "quantize", "guard"]
+    assert log["prune"]["metrics_after"] and log["distill"]["metrics_after"]
