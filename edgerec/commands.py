@@ -121,7 +121,7 @@ def export(source: Path, target: str, out: Path, quantize: str, k: int, history_
     rows = []
     for t, m in manifests.items():
         root = out if len(targets) == 1 else out / t
-        model_files = sorted({s["file"] for s in m["signatures"].values()})
+        model_files = _model_files(m)
         parity = m.get("metrics", {}).get("parity", {})
         pk = parity.get("k", m["k"])
         row = {"target": t, "quantization": m["quantization"]["weights"], "dims": m["dim"],
@@ -175,6 +175,14 @@ def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None
     else:
         click.echo((report_dir / "report.md").read_text())
         click.echo(f"report: {report_dir / 'report.md'}, {report_dir / 'report.png'}")
+
+
+def _model_files(manifest: dict[str, Any]) -> list[str]:
+    """What the device loads to score: the model file(s), or a numpy target's tables."""
+    files = {s["file"] for s in manifest["signatures"].values() if s.get("file")}
+    files |= {t[key] for t in (manifest.get("tables") or {}).values()
+              for key in ("file", "scale_file") if t.get(key)}
+    return sorted(files)
 
 
 def pyg_baseline(checkpoint: Path, requests: int, threads: int) -> dict[str, Any]:

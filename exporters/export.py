@@ -153,7 +153,8 @@ def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_pa
     with_seen = "lookup" in ir.modes
     if with_seen:
         np.save(root / "seen_indptr.npy", ir.seen_indptr, allow_pickle=False)
-        np.save(root / "seen_indices.npy", ir.seen_indices.astype(np.int32), allow_pickle=False)
+        np.save(root / "seen_indices.npy", ir.seen_indices.astype(artifact.index_dtype(ir.num_items)),
+                allow_pickle=False)
     for name, data in sorted(extra_files.items()):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)

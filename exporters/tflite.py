@@ -15,6 +15,11 @@ and converted with builtin ops only. How each table dtype is laid out:
   is applied after the mask as a float32 MUL, so the optimizer cannot fold it into the weights.
   Per-channel weights would store a float32 scale *and an int64 zero point per item in every
   signature* (24 B/item/signature); this layout stores 4 B/item once.
+- dot scorer: the item table has zero rows appended up to a multiple of ``BLOCK`` above
+  ``pad_index``; those slots are always in the exclusion scatter, so the score vector needs no
+  slice and splits evenly into blocks. Large catalogues take the top-k in two small TOPK_V2s
+  (``_block_top_k``: the best blocks by their maximum, then the best items inside them), which
+  is exact and about 40 us faster than one TOPK_V2 over 41k scores (docs/benchmarks.md).
 
 The file is checked after conversion: builtin ops only, one copy of each table, the item
 weights equal the IR's integers, and no table scale was re-quantized.
@@ -38,6 +43,32 @@ from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
 
 MASK = np.float32(-1e9)
+BLOCK = 64  # scores per block of the two-stage top-k; the item table is padded to a multiple
+BLOCKS_PER_K = 4  # the two-stage top-k is used from k * BLOCKS_PER_K blocks up
+
+
+def padded_scores(num_items: int) -> int:
+    """Length of a dot scorer's score vector: the items, ``pad_index``, then zero rows up to a
+    multiple of ``BLOCK``."""
+    return -(-(num_items + 1) // BLOCK) * BLOCK
+
+
+def uses_block_top_k(num_items: int, k: int) -> bool:
+    return padded_scores(num_items) // BLOCK >= BLOCKS_PER_K * k
+
+
+def _block_top_k(tf: Any, s: Any, k: int) -> tuple[Any, Any]:
+    """Top-k of ``s`` [P], P a multiple of BLOCK, as one TOPK_V2 over the P / BLOCK block maxima
+    and one over the k best blocks' k * BLOCK scores. Exact: every item scoring above the k-th
+    best value sits in a block whose maximum beats every block holding none of the top k (ties
+    at the k-th value may resolve to another item of equal score)."""
+    nb = int(s.shape[0]) // BLOCK
+    blocks = tf.reshape(s, [nb, BLOCK])
+    _, best = tf.math.top_k(tf.reduce_max(blocks, axis=1), k=k)
+    candidates = tf.reshape(tf.gather(blocks, best), [k * BLOCK])
+    values, pos = tf.math.top_k(candidates, k=k, sorted=True)
+    ids = tf.reshape(best, [k, 1]) * BLOCK + tf.reshape(tf.range(BLOCK, dtype=tf.int32), [1, BLOCK])
+    return values, tf.gather(tf.reshape(ids, [k * BLOCK]), pos)
 
 
 @dataclass
@@ -53,6 +84,11 @@ class TFLiteModel:
 def _padded(a: np.ndarray) -> np.ndarray:
     """``a`` with one extra all-zero row (or 0 entry) at ``pad_index``."""
     return np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)])
+
+
+def _zero_rows(a: np.ndarray, rows: int) -> np.ndarray:
+    """``a`` with all-zero rows appended up to ``rows``."""
+    return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
 
 
 def _weights_kind(ir: IR) -> str:
@@ -78,11 +114,15 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
     item = ir.tables["item"]
     w = item_scale = None
     mask_value = float(MASK)
+    n_scores = n_items if mlp else padded_scores(n_items)
+    pads = tf.constant(np.arange(n_items, n_scores, dtype=np.int32))
     if not mlp:
         # int8: the integers themselves (per-tensor scale exactly 1); the row scale comes after
-        w = tf.constant(item.values.astype(np.float32).T)
+        w = tf.constant(_zero_rows(item.values.astype(np.float32), n_scores).T)
         if item.dtype == "int8":
-            item_scale = tf.constant(item.scale.astype(np.float32))
+            scale = np.ones(n_scores, np.float32)
+            scale[:n_items] = item.scale
+            item_scale = tf.constant(scale)
             # the mask is added before the row scale: keep masked items <= -1e9 after it
             mask_value = float(max(MASK / np.float32(item.scale.min()), np.float32(-3e38)))
 
@@ -95,20 +135,29 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
         return tf.gather(tf.constant(_padded(table.values.astype(np.float32))), idx)
 
     def mask_and_topk(s: Any, exclude: Any, row_scale: Any = None) -> dict[str, Any]:
-        penalty = tf.scatter_nd(tf.reshape(exclude, [-1, 1]),
-                                tf.fill(tf.shape(exclude), tf.constant(mask_value, tf.float32)),
-                                [n_items + 1])
-        s = s + penalty[:n_items]
+        if mlp:  # [n_items] scores: scatter into n_items + 1 slots (pad_index), then slice
+            penalty = tf.scatter_nd(tf.reshape(exclude, [-1, 1]),
+                                    tf.fill(tf.shape(exclude), tf.constant(mask_value, tf.float32)),
+                                    [n_items + 1])[:n_items]
+        else:  # [n_scores] scores: the padding slots are always excluded
+            idx = tf.concat([exclude, pads], axis=0)
+            penalty = tf.scatter_nd(tf.reshape(idx, [-1, 1]),
+                                    tf.fill(tf.shape(idx), tf.constant(mask_value, tf.float32)),
+                                    [n_scores])
+        s = s + penalty
         if row_scale is not None:
             s = s * row_scale
-        values, indices = tf.math.top_k(s, k=k, sorted=True)
+        if not mlp and uses_block_top_k(n_items, k):
+            values, indices = _block_top_k(tf, s, k)
+        else:
+            values, indices = tf.math.top_k(s, k=k, sorted=True)
         return {"scores": values, "items": indices}
 
     def score(u: Any, exclude: Any, runtime_input: Any) -> dict[str, Any]:
         if mlp:  # a runtime 0 (inputs are >= 0) that the converter cannot fold away
             zero = tf.minimum(tf.reshape(runtime_input, []), 0)
             return mask_and_topk(_mlp_scores(tf, ir, u, zero), exclude)
-        return mask_and_topk(tf.reshape(tf.matmul(u, w), [n_items]), exclude, item_scale)
+        return mask_and_topk(tf.reshape(tf.matmul(u, w), [n_scores]), exclude, item_scale)
 
     class Model(tf.Module):
         pass
@@ -274,6 +323,7 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
     if ir.scorer.get("kind") == "mlp":
         return _check_mlp(model, schema, data, ops, ir, weights)
     item = ir.tables["item"]
+    want = _zero_rows(item.values, padded_scores(ir.num_items))  # the IR's rows, zero padding
     activations = "float"
     fc_buffers = set()
     for sig in model.signatureDefs:
@@ -293,14 +343,14 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
             # Below 1024 weights the converter leaves the matmul in float: the IR's integers
             # are then float32 constants and the scheme is plain float (exact all the same).
             q = np.frombuffer(bytes(model.buffers[wt.buffer].data), np.float32)
-            if not np.array_equal(q.reshape(item.shape), item.values.astype(np.float32)):
+            if not np.array_equal(q, want.astype(np.float32).ravel()):
                 raise ExportError("converted float item weights differ from the IR's integers")
         elif weights == "int8-per-row":
             if wt.type != schema.TensorType.INT8:
                 raise ExportError(f"the converter stored the item weights as type {wt.type}")
             q = np.frombuffer(bytes(model.buffers[wt.buffer].data), np.int8)
             scales = list(wt.quantization.scale) if wt.quantization else []
-            if scales != [1.0] or not np.array_equal(q.reshape(item.shape), item.values):
+            if scales != [1.0] or not np.array_equal(q, want.ravel()):
                 raise ExportError("converted int8 item weights differ from the IR's integers")
             activations = ("dynamic-int8-asymmetric" if fc.builtinOptions.asymmetricQuantizeInputs
                            else "dynamic-int8-symmetric")

@@ -55,6 +55,13 @@ _MAX_MANIFEST_BYTES = 16 << 20
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
+def index_dtype(num_items: int) -> np.dtype:
+    """The smallest dtype for item indices ``[0, num_items]`` (``pad_index`` included): uint16
+    halves the seen-items lists of catalogues up to 65,535 items (Gowalla: 2.9 -> 1.4 MB on
+    disk and in memory), int32 above."""
+    return np.dtype(np.uint16 if num_items < 1 << 16 else np.int32)
+
+
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file, read in 1 MiB chunks (model files can be large)."""
     h = hashlib.sha256()
@@ -445,7 +452,8 @@ def _load_artifact(root: Path) -> Artifact:
                                 "array covering the indices")
         if indices.size and (indices.min() < 0 or indices.max() >= n_items):
             raise ArtifactError(f"{root}: seen-items indices outside [0, {n_items})")
-        indptr, indices = indptr.astype(np.int64), indices.astype(np.int32)
+        indptr = indptr.astype(np.int64, copy=False)
+        indices = indices.astype(index_dtype(n_items), copy=False)
 
     tables: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     if m["target"] == "numpy":

@@ -8,7 +8,6 @@ id is ``str(k)``. As a list plus a dict those cost about 130 bytes an id (9 MB f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
 
@@ -29,6 +28,8 @@ class DecimalRange(Sequence[str]):
     @overload
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
+        if type(i) is int and 0 <= i < self.n:  # the hot path: one id per recommended item
+            return str(i)
         if isinstance(i, slice):
             return [str(k) for k in range(self.n)[i]]
         return str(range(self.n)[i])
@@ -60,11 +61,26 @@ class DecimalRange(Sequence[str]):
 
 def decimal_range_of(raw: bytes, count: int) -> DecimalRange | None:
     """A :class:`DecimalRange` when ``raw`` is the JSON list ``["0", ..., str(count-1)]`` as
-    ``json.dumps`` writes it (default or compact separators), else None."""
+    ``json.dumps`` writes it (default or compact separators), else None. Compared a chunk of ids
+    at a time, so recognising the map never holds the ids as Python objects."""
     if len(raw) > 12 * count + 16:
         return None
-    ids = [str(k) for k in range(count)]
-    for sep in (", ", ","):
-        if raw.strip() == json.dumps(ids, separators=(sep, ": ")).encode():
+    body = raw.strip()
+    for sep in (b", ", b","):
+        if _spells_range(body, count, sep):
             return DecimalRange(count)
     return None
+
+
+def _spells_range(body: bytes, count: int, sep: bytes, chunk: int = 4096) -> bool:
+    if not body.startswith(b"["):
+        return False
+    pos = 1
+    for start in range(0, count, chunk):
+        part = sep.join(b'"%d"' % k for k in range(start, min(count, start + chunk)))
+        if start:
+            part = sep + part
+        if body[pos:pos + len(part)] != part:
+            return False
+        pos += len(part)
+    return body[pos:] == b"]"

@@ -58,7 +58,7 @@ class Recommender:
         self._user_ids = artifact.user_ids
         self._item_index = _index(artifact.item_ids)
         self._user_index = _index(artifact.user_ids)
-        self._popular = artifact.popular.tolist()
+        self._popular = artifact.popular  # int32 array: as a list, 1.5 MB for Gowalla
         self._make_backend = make_backend
         self._local = threading.local()
         first = make_backend()  # fail now, in load(), if the model is unusable
@@ -276,12 +276,14 @@ class Recommender:
         score = 0.0 if score is None else score
         taken = {i for i, _ in picked}
         out = list(picked)
-        for i in self._popular:
-            if len(out) >= k:
-                break
-            if i not in taken and (banned is None or i not in banned):
-                out.append((i, score))
-                taken.add(i)
+        popular = self._popular
+        for start in range(0, popular.size, 256):
+            for i in popular[start:start + 256].tolist():
+                if len(out) >= k:
+                    return out
+                if i not in taken and (banned is None or i not in banned):
+                    out.append((i, score))
+                    taken.add(i)
         return out
 
     def _finish(self, picked: list[tuple[int, float]]) -> list[Recommendation]:

@@ -51,6 +51,15 @@ def test_export_refusals_leave_nothing(trained_ckpt: Path, tmp_path: Path, args:
     assert not out.exists() and not list(tmp_path.glob(".out.*"))
 
 
+def test_export_numpy_target_prints_its_table_size(trained_ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ref"
+    p = run("export", str(trained_ckpt), "--target", "numpy", "--quantize", "float32", "--dims", "full",
+            "--out", str(out))
+    assert p.returncode == 0 and "Traceback" not in p.stderr and "numpy" in p.stdout
+    assert "model bytes" in " ".join(p.stdout.split()) or "model" in p.stdout
+    assert (out / "manifest.json").is_file() and list((out / "tables").glob("*.npy"))
+
+
 def test_export_missing_checkpoint_and_existing_out(trained_ckpt: Path, tmp_path: Path, artifacts: Path) -> None:
     assert_one_line_error(run("export", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), ok=False),
                           "no such checkpoint")

@@ -212,3 +212,52 @@ def test_a_model_that_disagrees_is_refused(tmp_path: Path, irs, monkeypatch) -> 
     with pytest.raises(ExportError, match="disagrees with its numpy emulation"):
         export_ir(irs["int8"], tmp_path / "a", "onnx", k=K, history_capacity=8)
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_large_catalogue_takes_the_two_stage_top_k_exactly(tmp_path: Path, dtype: str) -> None:
+    pytest.importorskip("tensorflow")
+    from exporters import tflite
+
+    base = make_ir(num_users=40, num_items=3000, dim=16, seed=3)
+    ir = quantize(base, dtype)[0] if dtype != "float32" else base
+    assert tflite.uses_block_top_k(ir.num_items, K)
+    m = export_ir(ir, tmp_path / "a", "tflite", k=K, history_capacity=8)
+    ops = tflite.list_ops((tmp_path / "a" / "model.tflite").read_bytes())
+    for names in ops.values():
+        assert "REDUCE_MAX" in names and names.count("TOPK_V2") == 2
+    for mode in ir.modes:
+        assert m["metrics"]["parity"]["modes"][mode]["exact_match_rate"] >= 0.99
+
+
+def test_block_top_k_equals_a_full_sort() -> None:
+    tf = pytest.importorskip("tensorflow")
+    from exporters.tflite import BLOCK, _block_top_k
+
+    rng = np.random.default_rng(0)
+    k = 7
+    for trial in range(20):
+        s = rng.standard_normal(BLOCK * 40).astype(np.float32)
+        if trial % 4 == 1:  # the best items crowded into one block
+            s[BLOCK * 3: BLOCK * 3 + 20] += 10
+        if trial % 4 == 2:  # all but three items masked: the masked tail comes last
+            keep = rng.choice(s.size, 3, replace=False)
+            s[np.setdiff1d(np.arange(s.size), keep)] = -1e30
+        values, ids = (t.numpy() for t in _block_top_k(tf, tf.constant(s), k))
+        want = np.argsort(-s, kind="stable")[:k]
+        np.testing.assert_array_equal(values, s[want])
+        np.testing.assert_array_equal(s[ids], values)
+        if trial % 4 != 2:  # distinct values: the same items in the same order
+            np.testing.assert_array_equal(ids, want)
+
+
+def test_seen_lists_are_stored_in_the_smallest_index_dtype(tmp_path: Path, irs) -> None:
+    assert artifact.index_dtype(65_535) == np.uint16 and artifact.index_dtype(65_536) == np.int32
+    ir = irs["float32"]
+    export_ir(ir, tmp_path / "a", "numpy", k=K, history_capacity=8)
+    stored = np.load(tmp_path / "a" / "seen_indices.npy")
+    assert stored.dtype == np.uint16
+    np.testing.assert_array_equal(stored, ir.seen_indices)
+    art = artifact.load_artifact(tmp_path / "a")
+    u = int(np.argmax(np.diff(ir.seen_indptr)))
+    np.testing.assert_array_equal(art.seen(u), ir.seen(u))

@@ -47,6 +47,7 @@ class TFLiteBackend:
             check_model_io(m, mode, {"inputs": _io(runner.get_input_details()),
                                      "outputs": _io(runner.get_output_details())}, str(path))
             self._runners[mode] = runner
+        self._calls = {mode: _fast_call(runner) or runner for mode, runner in self._runners.items()}
 
     def lookup(self, user: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._run("lookup", user=user, exclude=exclude)
@@ -62,9 +63,40 @@ class TFLiteBackend:
 
     def _run(self, mode: str, **inputs: np.ndarray) -> dict[str, np.ndarray]:
         try:
-            return self._runners[mode](**inputs)
+            return self._calls[mode](**inputs)
         except Exception as e:
             raise ArtifactError(f"the {self.name} interpreter failed on {mode!r}: {_line(e)}") from None
+
+
+def _fast_call(runner: Any) -> Any:
+    """The signature call without the runner's per-call resize + AllocateTensors.
+
+    ``SignatureRunner.__call__`` resizes every input to the shape it is given and re-allocates
+    the tensors on every call (about 8 us of a 200 us Gowalla request, measured). Our inputs
+    always have the signature's fixed shapes (checked against the manifest at load and built
+    by the recommender), so after one allocation SetTensor / Invoke / GetTensor is the same
+    computation. This reaches into the runner's private wrapper: when the installed interpreter
+    has no such attributes, None, and the public call is used.
+    """
+    try:
+        wrapper = runner._interpreter_wrapper
+        subgraph = runner._subgraph_index
+        inputs = dict(runner._inputs)
+        outputs = list(runner._outputs)
+        set_tensor, invoke, get_tensor = wrapper.SetTensor, wrapper.Invoke, wrapper.GetTensor
+        wrapper.AllocateTensors(subgraph)
+    except Exception:  # noqa: BLE001 - any other interpreter build: the public API
+        return None
+
+    def call(**feeds: np.ndarray) -> dict[str, np.ndarray]:
+        if feeds.keys() != inputs.keys():
+            raise ValueError(f"inputs {sorted(feeds)}, expected {sorted(inputs)}")
+        for name, value in feeds.items():
+            set_tensor(inputs[name], value, subgraph)
+        invoke(subgraph)
+        return {name: get_tensor(index, subgraph) for name, index in outputs}
+
+    return call
 
 
 def _io(details: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...]]]:
