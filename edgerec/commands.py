@@ -14,7 +14,7 @@ import click
 from edgerec.cli import _compile_options, _echo_json, _fmt_bytes, _run_compile, _table, cli
 
 TARGETS = ("tflite", "onnx", "numpy")
-QUANT = {"int8": "int8", "float16": "float16", "float32": "none"}
+QUANT = {"int8": "int8", "int4-item": "int4-item", "float16": "float16", "float32": "none"}
 
 
 def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: str = "int8",
@@ -37,7 +37,7 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
     if bad:
         raise ExportError(f"unknown target {bad[0]!r}; choose from {', '.join(TARGETS)} or 'all'")
     if quantize not in QUANT:
-        raise ExportError(f"unknown --quantize {quantize!r}; choose int8, float16 or float32")
+        raise ExportError(f"unknown --quantize {quantize!r}; choose one of {', '.join(QUANT)}")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists (use --overwrite to replace it)")
     if not source.exists():
@@ -96,7 +96,9 @@ def _eval_bytes(source: Path, ir: Any, data_path: Path | None, users: int, capac
 @click.option("--target", default="tflite", show_default=True,
               help="tflite, onnx, numpy (the reference backend's format), or all (tflite and onnx).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--quantize", type=click.Choice(["int8", "float16", "float32"]), default="int8", show_default=True)
+@click.option("--quantize", type=click.Choice(list(QUANT)), default="int8", show_default=True,
+              help="int4-item: the item table (the scoring matmul) in int4, packed in the TFLite "
+                   "file; the gathered tables int8.")
 @click.option("--k", default=50, show_default=True, help="Top-k the model returns.")
 @click.option("--history-capacity", default=50, show_default=True)
 @click.option("--with-eval", is_flag=True, help="Add eval.json (held-out users) for on-device accuracy.")

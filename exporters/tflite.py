@@ -43,6 +43,7 @@ from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
 
 MASK = np.float32(-1e9)
+INT4_ITEM = "int8-per-row+int4-item"  # the item matmul's weights in int4, gathered tables int8
 BLOCK = 64  # scores per block of the two-stage top-k; the item table is padded to a multiple
 BLOCKS_PER_K = 4  # the two-stage top-k is used from k * BLOCKS_PER_K blocks up
 
@@ -96,7 +97,53 @@ def _weights_kind(ir: IR) -> str:
     if len(kinds) != 1:
         raise ExportError(f"tables of mixed dtypes {sorted(kinds)} are not supported; "
                           "quantize all serving tables with one scheme")
-    return {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[kinds.pop()]
+    kind = {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[kinds.pop()]
+    if kind == "int8-per-row" and ir.scorer.get("kind") != "mlp" and ir.tables["item"].bits == 4:
+        return INT4_ITEM
+    return kind
+
+
+def pack_int4(q: np.ndarray) -> bytes:
+    """Values in [-8, 7], flattened row-major, two a byte, the first in the low nibble (the
+    layout TFLite's INT4 tensors use; the parity check would catch any other)."""
+    flat = np.asarray(q, np.int8).ravel()
+    if flat.size % 2:
+        flat = np.concatenate([flat, np.zeros(1, np.int8)])
+    nib = (flat.astype(np.uint8) & 0x0F)
+    return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def _store_item_int4(data: bytes, ir: IR) -> bytes:
+    """Rewrite the FULLY_CONNECTED item weights as an INT4 tensor (per-tensor scale 1, the IR's
+    integers in [-7, 7] packed two a byte): the converter writes int8 only. The per-row scale
+    stays the float32 MUL after the mask, as for int8. Both signatures share the one buffer."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    buffers = set()
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if _op_name(model, op.opcodeIndex, schema) != "FULLY_CONNECTED":
+                continue
+            t = sg.tensors[op.inputs[1]]
+            if t.type == schema.TensorType.FLOAT32:
+                return data  # < 1024 weights: the converter kept the matmul float (exact)
+            if t.type != schema.TensorType.INT8:
+                raise ExportError(f"the converter stored the item weights as type {t.type}")
+            t.type = schema.TensorType.INT4
+            quant = schema.QuantizationParametersT()
+            quant.scale, quant.zeroPoint, quant.quantizedDimension = [1.0], [0], 0
+            t.quantization = quant
+            buffers.add(t.buffer)
+    if len(buffers) != 1:
+        raise ExportError(f"expected one item weight buffer, found {len(buffers)}")
+    packed = np.frombuffer(pack_int4(_zero_rows(ir.tables["item"].values,
+                                                padded_scores(ir.num_items))), np.uint8)
+    model.buffers[buffers.pop()].data = packed
+    builder = flatbuffers.Builder(len(data))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 def _dense(table: Table) -> np.ndarray:
@@ -268,7 +315,7 @@ def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> 
            if m in ir.modes]
     conv = tf.lite.TFLiteConverter.from_concrete_functions(fns, module)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if weights == "int8-per-row":
+    if weights in ("int8-per-row", INT4_ITEM):
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv._experimental_disable_per_channel = True
     elif weights == "float16":
@@ -280,6 +327,8 @@ def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> 
     except Exception as e:
         msg = str(e).strip().splitlines()
         raise ExportError(f"TFLite conversion failed: {msg[-1] if msg else type(e).__name__}") from None
+    if weights == INT4_ITEM:
+        data = _store_item_int4(bytes(data), ir)
     return check_model(bytes(data), ir, weights)
 
 
@@ -339,13 +388,20 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
             fc_buffers.add(sg.tensors[producer[0].inputs[0]].buffer)  # float16 storage
         else:
             fc_buffers.add(wt.buffer)
-        if weights == "int8-per-row" and wt.type == schema.TensorType.FLOAT32:
+        if weights == INT4_ITEM and wt.type == schema.TensorType.INT4:
+            stored = bytes(model.buffers[wt.buffer].data)
+            scales = list(wt.quantization.scale) if wt.quantization else []
+            if scales != [1.0] or stored != pack_int4(want):
+                raise ExportError("converted int4 item weights differ from the IR's integers")
+            activations = ("dynamic-int8-asymmetric" if fc.builtinOptions.asymmetricQuantizeInputs
+                           else "dynamic-int8-symmetric")
+        elif weights in ("int8-per-row", INT4_ITEM) and wt.type == schema.TensorType.FLOAT32:
             # Below 1024 weights the converter leaves the matmul in float: the IR's integers
             # are then float32 constants and the scheme is plain float (exact all the same).
             q = np.frombuffer(bytes(model.buffers[wt.buffer].data), np.float32)
             if not np.array_equal(q, want.astype(np.float32).ravel()):
                 raise ExportError("converted float item weights differ from the IR's integers")
-        elif weights == "int8-per-row":
+        elif weights in ("int8-per-row", INT4_ITEM):
             if wt.type != schema.TensorType.INT8:
                 raise ExportError(f"the converter stored the item weights as type {wt.type}")
             q = np.frombuffer(bytes(model.buffers[wt.buffer].data), np.int8)
@@ -354,7 +410,7 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
                 raise ExportError("converted int8 item weights differ from the IR's integers")
             activations = ("dynamic-int8-asymmetric" if fc.builtinOptions.asymmetricQuantizeInputs
                            else "dynamic-int8-symmetric")
-        if weights == "int8-per-row" and "DEQUANTIZE" in ops[sig.signatureKey.decode()]:
+        if weights in ("int8-per-row", INT4_ITEM) and "DEQUANTIZE" in ops[sig.signatureKey.decode()]:
             raise ExportError("the converter re-quantized a float32 table scale (DEQUANTIZE found)")
     if len(fc_buffers) != 1:
         raise ExportError(f"the item table is stored {len(fc_buffers)} times in the model file")

@@ -261,3 +261,49 @@ def test_seen_lists_are_stored_in_the_smallest_index_dtype(tmp_path: Path, irs) 
     art = artifact.load_artifact(tmp_path / "a")
     u = int(np.argmax(np.diff(ir.seen_indptr)))
     np.testing.assert_array_equal(art.seen(u), ir.seen(u))
+
+
+def test_int4_item_table_is_packed_in_the_tflite_file_and_exact(tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    from ai_edge_litert import schema_py_generated as schema
+
+    import runtime
+    from exporters import tflite
+
+    base = make_ir(num_users=40, num_items=3000, dim=16, seed=3)
+    ir = quantize(base, "int4-item")[0]
+    assert ir.tables["item"].bits == 4 and ir.tables["user"].bits is None
+    m = export_ir(ir, tmp_path / "a", "tflite", k=K, history_capacity=8)
+    assert m["quantization"] == {"weights": "int8-per-row+int4-item", "activations": "dynamic-int8-asymmetric"}
+    for mode in ir.modes:
+        assert m["metrics"]["parity"]["modes"][mode]["exact_match_rate"] >= 0.99
+    data = (tmp_path / "a" / "model.tflite").read_bytes()
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    weights = {(sg.tensors[op.inputs[1]].type, sg.tensors[op.inputs[1]].buffer)
+               for sg in model.subgraphs for op in sg.operators
+               if tflite._op_name(model, op.opcodeIndex, schema) == "FULLY_CONNECTED"}
+    assert weights and {t for t, _ in weights} == {schema.TensorType.INT4}
+    assert len({b for _, b in weights}) == 1  # one packed copy for both signatures
+    m8 = export_ir(quantize(base, "int8")[0], tmp_path / "b", "tflite", k=K, history_capacity=8)
+    saved = (tmp_path / "b" / "model.tflite").stat().st_size - len(data)
+    assert saved >= tflite.padded_scores(ir.num_items) * ir.dim // 2 - 4096
+    assert m8["quantization"]["weights"] == "int8-per-row"
+    # the runtime answers as the numpy reference of the same IR does
+    export_ir(ir, tmp_path / "n", "numpy", k=K, history_capacity=8)
+    got = runtime.load(tmp_path / "a", exact=True)
+    ref = runtime.load(tmp_path / "n", activations="dynamic-int8-asymmetric")
+    for u in ref.artifact.user_ids[:20]:
+        assert [i for i, _ in got.recommend(u, K)] == [i for i, _ in ref.recommend(u, K)]
+
+
+def test_pack_int4_low_nibble_first() -> None:
+    pytest.importorskip("tensorflow")
+    from exporters.tflite import pack_int4
+
+    assert pack_int4(np.array([[1, -1], [-7, 7]], np.int8)) == bytes([0xF1, 0x79])
+    assert pack_int4(np.array([3, 2, 1], np.int8)) == bytes([0x23, 0x01])
+
+
+def test_int4_item_needs_the_dot_scorer() -> None:
+    with pytest.raises(ValueError, match="MLP"):
+        quantize(make_ir().replace(scorer={"kind": "mlp", "hidden": 8}), "int4-item")

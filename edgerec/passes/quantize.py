@@ -14,8 +14,10 @@ import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
 
-SCHEMES = ("int8", "float16", "none")
-# IR-only schemes: no exporter runs them yet (docs/compression.md), so the CLI does not offer them.
+SCHEMES = ("int8", "int4-item", "float16", "none")
+# IR-only schemes: no exporter stores every table in 4 bits (docs/compression.md), so the CLI
+# does not offer them. ``int4-item`` (the scoring matmul's item table in int4, the gathered
+# tables in int8) is what the TFLite exporter packs two values a byte.
 IR_SCHEMES = (*SCHEMES, "int4")
 INT4_MAX = 7
 # Clipping ratios tried per row by the int4 quantizer (1.0 = no clipping, the int8 rule).
@@ -88,11 +90,17 @@ def quantize_table(table: Table, scheme: str) -> Table:
 
 
 def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
-    """Quantize every table of ``ir`` with ``scheme`` (``int8``, ``float16``, ``none``, or the
-    IR-only ``int4``, which no exporter accepts yet)."""
+    """Quantize every table of ``ir`` with ``scheme`` (``int8``, ``float16``, ``none``, the IR-only
+    ``int4``, or ``int4-item``: int4 for the dot scorer's ``item`` table, int8 for the rest)."""
     if scheme not in IR_SCHEMES:
         raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {IR_SCHEMES}")
-    tables = {name: quantize_table(t, scheme) for name, t in ir.tables.items()}
+    if scheme == "int4-item":
+        if ir.scorer.get("kind") == "mlp":
+            raise ValueError("int4-item quantizes the dot scorer's item table; this IR scores with an MLP")
+        tables = {name: quantize_table(t, "int4" if name == "item" else "int8")
+                  for name, t in ir.tables.items()}
+    else:
+        tables = {name: quantize_table(t, scheme) for name, t in ir.tables.items()}
     new = ir.replace(tables=tables)
     report = PassReport(name="quantize", params={"scheme": scheme},
                         bytes_before=ir.nbytes, bytes_after=new.nbytes)
