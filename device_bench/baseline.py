@@ -17,6 +17,7 @@ import os
 import sys
 
 import numpy as np  # noqa: F401 - imported for its memory, which the baseline must include
+import numpy.random  # noqa: F401 - numpy 2 loads it lazily; the worker samples its inputs with it (2 MB)
 
 import device_bench.worker  # noqa: F401 - the worker's code and imports (runtime), not its work
 from device_bench.bare_models import run_bare_interpreter
