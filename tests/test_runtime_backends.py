@@ -143,3 +143,23 @@ def test_default_delegate_agrees_with_exact_kernels(ir, target_art):
     assert np.mean(overlap) >= 0.97
     with pytest.raises(runtime.InvalidArgumentError):
         runtime.load(art, exact="yes")
+
+
+def test_tflite_direct_call_matches_the_signature_runner(ir, target_art):
+    """The backend skips the runner's per-call resize/allocate; its answers must be the
+    runner's, and an interpreter build without the private wrapper falls back to the runner."""
+    from runtime.backends._tflite_common import _fast_call
+
+    target, art = target_art
+    if target != "tflite":
+        pytest.skip("TFLite only")
+    backend = runtime.load(art)._backend()
+    m = json.loads((art / "manifest.json").read_text())
+    for u in range(0, ir.num_users, 7):
+        user = np.array([u], np.int32)
+        exclude = np.full(m["exclude_capacity"], m["pad_index"], np.int32)
+        scores, items = backend.lookup(user, exclude)
+        public = backend.runner("lookup")(user=user, exclude=exclude)
+        np.testing.assert_array_equal(items, public["items"])
+        np.testing.assert_array_equal(scores, public["scores"])
+    assert _fast_call(object()) is None
