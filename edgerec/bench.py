@@ -36,6 +36,7 @@ from edgerec.errors import EdgerecError
 BENCH_FORMAT = "edgerec-bench-report"
 BENCH_FORMAT_VERSION = 1
 MODES = ("history", "lookup")
+NUMPY_REFERENCE = "float32-numpy-reference"  # the directory name of the reference artifact
 
 
 class BenchError(EdgerecError):
@@ -347,7 +348,39 @@ def merge_reports(runs: Sequence[Mapping[str, Any]],
     return {"format": BENCH_FORMAT, "format_version": BENCH_FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "runs": [dict(r) for r in runs], "baselines": [dict(b) for b in baselines or []],
-            "rows": rows}
+            "rows": rows, "gains": gains(rows)}
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return a / b if _num(a) and _num(b) and b > 0 else None
+
+
+def gains(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per artifact, how many times faster (p50, per mode) than the PyG baseline's request and
+    than the float32 numpy reference measured on the same device, and how many times less
+    memory over a bare interpreter than that reference: the figures a user picks a target by."""
+    pyg = next((r for r in rows if r["kind"] == "baseline" and r.get("target") == "pytorch"
+                and not r.get("error")), None)
+    pyg_p50 = ((pyg or {}).get("latency_ms") or {}).get("lookup", {}).get("p50")
+    out = []
+    for r in rows:
+        if r["kind"] != "artifact" or r.get("error") or r["name"] == NUMPY_REFERENCE:
+            continue
+        ref = next((x for x in rows if x["kind"] == "artifact" and x["name"] == NUMPY_REFERENCE
+                    and x["device"] == r["device"] and not x.get("error")), None)
+        lat = r.get("latency_ms") or {}
+        ref_lat = (ref or {}).get("latency_ms") or {}
+        out.append({
+            "device": r["device"], "name": r["name"], "path": r.get("path"),
+            "quantization": r.get("quantization"),
+            "x_faster_than_pyg": {m: _ratio(pyg_p50, v.get("p50")) for m, v in lat.items()},
+            "x_faster_than_numpy_float32": {m: _ratio(ref_lat.get(m, {}).get("p50"), v.get("p50"))
+                                            for m, v in lat.items()},
+            "x_less_memory_than_numpy_float32": _ratio(
+                (ref or {}).get("peak_rss_over_bare_interpreter_bytes"),
+                r.get("peak_rss_over_bare_interpreter_bytes")),
+        })
+    return out
 
 
 # ----------------------------------------------------------------------------- writing
@@ -407,6 +440,21 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"{acc['recall@20']} | {acc['ndcg@20']} | {acc['agreement@20']} |")
     reasons = {r["accuracy_reason"] for r in report["rows"] if r.get("accuracy_reason")}
     lines += [""] + [f"Accuracy note: {why}" for why in sorted(reasons)]
+    found = [g for g in report.get("gains") or []
+             if any(v is not None for v in (*g["x_faster_than_pyg"].values(),
+                                            *g["x_faster_than_numpy_float32"].values(),
+                                            g["x_less_memory_than_numpy_float32"]))]
+    if found:
+        lines += ["", "Gains (p50 ratios per mode; memory: increase over a bare interpreter, "
+                  "the numpy reference's divided by the target's):", "",
+                  "| device | target | x faster than PyG recommend | x faster than numpy float32 | "
+                  "x less memory than numpy float32 |", "|---|---|---|---|---|"]
+        for g in found:
+            lines.append(
+                f"| {g['device']} | {g['name']} ({g.get('quantization') or '–'}) | "
+                f"{_per_mode({'v': g['x_faster_than_pyg']}, lambda v: _fmt(v, '.0f'), 'v')} | "
+                f"{_per_mode({'v': g['x_faster_than_numpy_float32']}, lambda v: _fmt(v, '.1f'), 'v')} | "
+                f"{_fmt(g['x_less_memory_than_numpy_float32'], '.1f')} |")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -153,7 +153,7 @@ def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None
           requests: int, baseline_requests: int, batch: int, threads: int, ssh: str | None,
           identity: Path | None, remote_python: str, as_json: bool) -> None:
     """Measure artifacts with device_bench (here or over ssh); write report.json/.md/.png."""
-    from edgerec.bench import run_bench
+    from edgerec.bench import NUMPY_REFERENCE, run_bench
 
     arts = list(artifacts)
     baselines = []
@@ -162,7 +162,7 @@ def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None
         if checkpoint is not None:
             tmp = Path(tempfile.mkdtemp(prefix="edgerec-bench-"))
             baselines.append(pyg_baseline(checkpoint, baseline_requests, threads))
-            ref = tmp / "float32-numpy-reference"
+            ref = tmp / NUMPY_REFERENCE
             export_artifacts(checkpoint, ref, ["numpy"], quantize="float32", dims="full",
                              with_eval=eval_file is None, quiet=True)
             arts.append(ref)

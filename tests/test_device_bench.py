@@ -349,3 +349,31 @@ def test_bare_interpreter_models_run(module: str) -> None:
     from device_bench.bare_models import run_bare_interpreter
 
     assert run_bare_interpreter(module, importlib.import_module(module)) is (module != "numpy")
+
+
+def test_gains_divide_the_baselines_by_each_target():
+    from edgerec.bench import NUMPY_REFERENCE, gains, render_markdown
+
+    def art(name, p50, mem, device="pi"):
+        return {"kind": "artifact", "device": device, "name": name, "quantization": "q",
+                "latency_ms": {"lookup": {"p50": p50}, "history": {"p50": 2 * p50}},
+                "peak_rss_over_bare_interpreter_bytes": mem, "error": None}
+
+    pyg = {"kind": "baseline", "device": None, "name": "pyg", "target": "pytorch", "error": None,
+           "latency_ms": {"lookup": {"p50": 100.0}}}
+    rows = [art("tflite", 0.25, 10 << 20), art(NUMPY_REFERENCE, 1.0, 40 << 20),
+            art("other", 0.5, None, device="vm"), pyg]
+    g = {(x["device"], x["name"]): x for x in gains(rows)}
+    assert set(g) == {("pi", "tflite"), ("vm", "other")}  # the reference is not its own row
+    t = g["pi", "tflite"]
+    assert t["x_faster_than_pyg"] == {"lookup": 400.0, "history": 200.0}
+    assert t["x_faster_than_numpy_float32"] == {"lookup": 4.0, "history": 4.0}
+    assert t["x_less_memory_than_numpy_float32"] == 4.0
+    o = g["vm", "other"]  # no reference measured on that device, no memory figure
+    assert o["x_faster_than_numpy_float32"] == {"lookup": None, "history": None}
+    assert o["x_less_memory_than_numpy_float32"] is None and o["x_faster_than_pyg"]["lookup"] == 200.0
+    md = render_markdown({"runs": [], "rows": [], "gains": list(g.values())})
+    assert "| pi | tflite (q) | h: 200<br>l: 400 | h: 4.0<br>l: 4.0 | 4.0 |" in md
+    no_pyg = render_markdown({"runs": [], "rows": [], "gains": gains(rows[:2])})
+    assert "| pi | tflite (q) | h: –<br>l: – | h: 4.0<br>l: 4.0 | 4.0 |" in no_pyg
+    assert "Gains" not in render_markdown({"runs": [], "rows": [], "gains": []})
