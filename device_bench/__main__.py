@@ -72,6 +72,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="interpreter and BLAS threads")
     p.add_argument("--warmup", type=int, default=50, help="untimed requests before timing")
     p.add_argument("--backend", default="auto", help="runtime backend (default: auto)")
+    p.add_argument("--exact", action="store_true",
+                   help="TFLite: the builtin kernels instead of the default XNNPACK delegate")
     p.add_argument("--seed", type=int, default=0, help="seed of the sampled request inputs")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per target")
     p.add_argument("--out", required=True, metavar="FILE", help="report JSON to write")
@@ -99,7 +101,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     env = _child_env(args.threads)
     common = ["--requests", str(args.requests), "--batch", str(args.batch),
               "--threads", str(args.threads), "--warmup", str(args.warmup),
-              "--backend", args.backend, "--seed", str(args.seed)]
+              "--backend", args.backend, "--seed", str(args.seed),
+              *(["--exact"] if args.exact else [])]
     if args.eval:
         common += ["--eval", str(Path(args.eval).resolve())]
     targets: list[dict[str, Any]] = []
@@ -146,6 +149,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         "machine": machine_info(),
         "settings": {"requests": args.requests, "batch": args.batch, "threads": args.threads,
                      "warmup": args.warmup, "backend": args.backend, "seed": args.seed,
+                     "exact": args.exact,
                      "eval": str(args.eval) if args.eval else None},
         "packages": {m: str(Path(sys.modules[m].__file__).resolve().parent)
                      for m in ("device_bench", "runtime")},

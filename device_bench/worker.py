@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rss_before = current_rss()
 
     t0 = time.perf_counter_ns()
-    rec = runtime.load(artifact, backend=args.backend, num_threads=args.threads)
+    rec = runtime.load(artifact, backend=args.backend, num_threads=args.threads, exact=args.exact)
     init_ms = (time.perf_counter_ns() - t0) / 1e6
     peak_after_load, source = peak_rss()
     rss_after_load = current_rss()
@@ -295,6 +295,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--backend", default="auto")
+    p.add_argument("--exact", action="store_true", help="TFLite: builtin kernels, no XNNPACK")
     p.add_argument("--seed", type=int, default=0)
     return p
 

@@ -377,3 +377,17 @@ def test_gains_divide_the_baselines_by_each_target():
     no_pyg = render_markdown({"runs": [], "rows": [], "gains": gains(rows[:2])})
     assert "| pi | tflite (q) | h: –<br>l: – | h: 4.0<br>l: 4.0 | 4.0 |" in no_pyg
     assert "Gains" not in render_markdown({"runs": [], "rows": [], "gains": []})
+
+
+def test_exact_runs_tflite_on_the_builtin_kernels(tmp_path):
+    """--exact reaches the worker (runtime.load(exact=True): TFLite without XNNPACK) and the
+    report says so; the arm64 check relies on it (device_bench.pi --exact)."""
+    pytest.importorskip("tensorflow")
+    art, _ = make_artifact(tmp_path, "tflite", embed_eval=True)
+    out = tmp_path / "r.json"
+    proc = device_bench(str(art), "--requests", "10", "--warmup", "1", "--batch", "2",
+                        "--exact", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(out.read_text())
+    validate_report(rep)
+    assert rep["settings"]["exact"] is True and rep["targets"][0]["error"] is None

@@ -268,3 +268,13 @@ def test_summary_labels_arm_timings_as_emulated():
     assert "not how fast a Raspberry Pi is" in lines[0]
     assert lines[1].startswith("ok ") and "9.000 ms emulated (qemu-user)" in lines[1]
     assert "0.300 ms x86" in lines[1] and lines[-1] == "parity: HOLDS"
+
+
+def test_int4_item_weights_take_the_integer_rule_and_exact_reaches_the_probe():
+    bad = parity.compare_probes(probe_doc(["a", "b"], weights="int8-per-row+int4-item"),
+                                probe_doc(["b", "a"], weights="int8-per-row+int4-item"))
+    assert bad[0]["rule"] == "identical top-k" and not bad[0]["ok"]
+    args = pi_main.parser().parse_args(["a", "--out", "c.json", "--exact"])
+    assert "--exact" in pi_main._probe_args(args)
+    assert "--exact" not in pi_main._probe_args(pi_main.parser().parse_args(["a", "--out", "c.json"]))
+    assert probe.parser().parse_args(["a", "--out", "o", "--exact"]).exact

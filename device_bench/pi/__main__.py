@@ -65,6 +65,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16, help="batch size for throughput")
     p.add_argument("--queries", type=int, default=200, help="parity-probe requests per mode")
     p.add_argument("--k", type=int, default=20, help="top-k compared by the probe")
+    p.add_argument("--exact", action="store_true",
+                   help="TFLite: device_bench and the probe use the builtin kernels (no XNNPACK) on "
+                        "both machines: the arithmetic the manifest describes, bit for bit")
     p.add_argument("--seed", type=int, default=0, help="seed of requests and probe queries")
     p.add_argument("--rtol", type=float, default=1e-4, help="float artifacts: relative score tol")
     p.add_argument("--atol", type=float, default=1e-5, help="float artifacts: absolute score tol")
@@ -118,11 +121,13 @@ def check_args(args: argparse.Namespace) -> None:
 
 def _bench_args(args: argparse.Namespace) -> list[str]:
     return ["--requests", str(args.requests), "--warmup", str(args.warmup), "--batch",
-            str(args.batch), "--threads", "1", "--seed", str(args.seed)]
+            str(args.batch), "--threads", "1", "--seed", str(args.seed),
+            *(["--exact"] if args.exact else [])]
 
 
 def _probe_args(args: argparse.Namespace) -> list[str]:
-    return ["--queries", str(args.queries), "--k", str(args.k), "--seed", str(args.seed)]
+    return ["--queries", str(args.queries), "--k", str(args.k), "--seed", str(args.seed),
+            *(["--exact"] if args.exact else [])]
 
 
 def _package_roots() -> list[Path]:

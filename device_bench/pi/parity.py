@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-INT8 = "int8-per-row"
+INT8 = ("int8-per-row", "int8-per-row+int4-item")  # integer weights: the exact rule
 
 
 def _explained(ia: Sequence[Any], sa: Sequence[float], ib: Sequence[Any], sb: Sequence[float],
@@ -62,7 +62,7 @@ def compare_probes(ref: Mapping[str, Any], other: Mapping[str, Any], *, rtol: fl
             row.update(ok=False, error=x.get("error") or y.get("error"))
             out.append(row)
             continue
-        exact = (x.get("quantization") or {}).get("weights") == INT8
+        exact = (x.get("quantization") or {}).get("weights") in INT8
         row["rule"] = "identical top-k" if exact else f"scores within {atol:g} + {rtol:g}*|s|, ties"
         ok = True
         for mode, answers in x["modes"].items():

@@ -36,14 +36,16 @@ PROBE_FORMAT_VERSION = 1
 
 
 def probe_artifact(artifact: Path, *, queries: int, seed: int, k: int,
-                   backend: str = "auto") -> dict[str, Any]:
+                   backend: str = "auto", exact: bool = False) -> dict[str, Any]:
     """Top-k ids and scores of ``queries`` seeded requests per mode of one artifact."""
     manifest = read_manifest(artifact)
     modes = [m for m in MODE_ORDER if m in (manifest.get("modes") or [])]
     if not modes:
         raise BenchError(f"{artifact}: manifest lists no serving modes")
     inputs = sample_inputs(artifact, manifest, modes, queries, seed)
-    rec = runtime.load(artifact, backend=backend, num_threads=1)
+    # exact: TFLite's builtin kernels, whose arithmetic the manifest describes bit for bit
+    # (XNNPACK, the default, quantizes the user vector with its own, per-architecture rounding)
+    rec = runtime.load(artifact, backend=backend, num_threads=1, exact=exact)
     kk = min(k, int(manifest.get("k") or k))
     answers: dict[str, list[dict[str, Any]]] = {}
     for mode in modes:
@@ -63,18 +65,20 @@ def probe_artifact(artifact: Path, *, queries: int, seed: int, k: int,
 
 
 def probe(artifacts: list[Path], *, queries: int, seed: int, k: int,
-          backend: str = "auto") -> dict[str, Any]:
+          backend: str = "auto", exact: bool = False) -> dict[str, Any]:
     """The probe document for several artifacts; a failing artifact gets a one-line error."""
     out = []
     for a in artifacts:
         try:
-            out.append(probe_artifact(a, queries=queries, seed=seed, k=k, backend=backend))
+            out.append(probe_artifact(a, queries=queries, seed=seed, k=k, backend=backend,
+                                      exact=exact))
         except (BenchError, rt_errors.RuntimeErrorBase, OSError) as e:
             out.append({"name": a.name, "path": str(a), "error": f"{type(e).__name__}: {e}"})
     return {"format": PROBE_FORMAT, "format_version": PROBE_FORMAT_VERSION,
             "machine": {"arch": platform.machine(), "python": platform.python_version(),
                         "numpy": np.__version__, "os": platform.platform()},
-            "settings": {"queries": queries, "seed": seed, "k": k, "backend": backend},
+            "settings": {"queries": queries, "seed": seed, "k": k, "backend": backend,
+                         "exact": exact},
             "artifacts": out}
 
 
@@ -87,6 +91,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--backend", default="auto")
+    p.add_argument("--exact", action="store_true",
+                   help="TFLite: builtin kernels instead of XNNPACK (bit-exact arithmetic)")
     return p
 
 
@@ -96,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print("probe: error: --queries and --k must be at least 1", file=sys.stderr)
         return 2
     doc = probe([Path(a).resolve() for a in args.artifacts], queries=args.queries,
-                seed=args.seed, k=args.k, backend=args.backend)
+                seed=args.seed, k=args.k, backend=args.backend, exact=args.exact)
     tmp = args.out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(doc, f, allow_nan=False)
