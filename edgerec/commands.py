@@ -58,6 +58,9 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
                                      extra_files=extra, metrics=ir.metrics)
             if not quiet:
                 click.echo(f"{t}: verified against the numpy reference", err=True)
+                if quantize == "int4-item" and t != "tflite":
+                    click.echo(f"{t}: note: the item table keeps its 4-bit values in int8 storage "
+                               "(only the TFLite file packs them two a byte)", err=True)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp / "artifact", out)

@@ -71,6 +71,9 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if options.distill_epochs > 0 and ckpt.config.get("model", "lightgcn") != "lightgcn":
         raise EdgerecError("--distill-epochs needs a LightGCN model (a dot-product scorer and the "
                            f"LightGCN history fold), not {ckpt.config.get('model')!r}")
+    if options.quantize == "int4-item" and ckpt.config.get("head", "dot") == "mlp":
+        raise EdgerecError("--quantize int4-item packs the dot scorer's item table; this model "
+                           "scores with an MLP head (use int8)")
     reports: list[PassReport] = []
     if ckpt.config.get("model", "lightgcn") == "lightgcn":
         ir, rep = precompute(ckpt, options.modes)

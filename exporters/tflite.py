@@ -16,8 +16,9 @@ and converted with builtin ops only. How each table dtype is laid out:
   Per-channel weights would store a float32 scale *and an int64 zero point per item in every
   signature* (24 B/item/signature); this layout stores 4 B/item once.
 - dot scorer: the item table has zero rows appended up to a multiple of ``BLOCK`` above
-  ``pad_index``; those slots are always in the exclusion scatter, so the score vector needs no
-  slice and splits evenly into blocks. Large catalogues take the top-k in two small TOPK_V2s
+  ``pad_index``; those slots are always in the exclusion scatter with twice the mask (and the
+  largest row scale), so they rank after every item, masked ones included: the score vector
+  needs no slice, splits evenly into blocks, and a top-k never returns a padding slot. Large catalogues take the top-k in two small TOPK_V2s
   (``_block_top_k``: the best blocks by their maximum, then the best items inside them), which
   is exact and about 40 us faster than one TOPK_V2 over 41k scores (docs/benchmarks.md).
 
@@ -61,11 +62,14 @@ def uses_block_top_k(num_items: int, k: int) -> bool:
 def _block_top_k(tf: Any, s: Any, k: int) -> tuple[Any, Any]:
     """Top-k of ``s`` [P], P a multiple of BLOCK, as one TOPK_V2 over the P / BLOCK block maxima
     and one over the k best blocks' k * BLOCK scores. Exact: every item scoring above the k-th
-    best value sits in a block whose maximum beats every block holding none of the top k (ties
-    at the k-th value may resolve to another item of equal score)."""
+    best value sits in a block whose maximum beats every block holding none of the top k; the
+    chosen blocks are taken in index order, so equal scores rank lowest index first as one
+    TOPK_V2 ranks them (tests compare with a stable sort, ties included)."""
     nb = int(s.shape[0]) // BLOCK
     blocks = tf.reshape(s, [nb, BLOCK])
     _, best = tf.math.top_k(tf.reduce_max(blocks, axis=1), k=k)
+    best = tf.sort(best)  # candidates in index order: equal scores rank lowest index first,
+    # as one TOPK_V2 over all scores (and the numpy and ONNX backends) would rank them
     candidates = tf.reshape(tf.gather(blocks, best), [k * BLOCK])
     values, pos = tf.math.top_k(candidates, k=k, sorted=True)
     ids = tf.reshape(best, [k, 1]) * BLOCK + tf.reshape(tf.range(BLOCK, dtype=tf.int32), [1, BLOCK])
@@ -106,11 +110,22 @@ def _weights_kind(ir: IR) -> str:
 def pack_int4(q: np.ndarray) -> bytes:
     """Values in [-8, 7], flattened row-major, two a byte, the first in the low nibble (the
     layout TFLite's INT4 tensors use; the parity check would catch any other)."""
-    flat = np.asarray(q, np.int8).ravel()
+    flat = np.asarray(q).ravel()
+    if flat.size and (flat.min() < -8 or flat.max() > 7):
+        raise ExportError(f"int4 values must lie in [-8, 7], got [{flat.min()}, {flat.max()}]")
+    flat = flat.astype(np.int8)
     if flat.size % 2:
         flat = np.concatenate([flat, np.zeros(1, np.int8)])
     nib = (flat.astype(np.uint8) & 0x0F)
     return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8).tobytes()
+
+
+def unpack_int4(data: bytes, count: int) -> np.ndarray:
+    """The ``count`` signed values of a packed INT4 buffer (low nibble first), as int8."""
+    raw = np.frombuffer(data, np.uint8)
+    nib = np.empty(raw.size * 2, np.int16)
+    nib[0::2], nib[1::2] = raw & 0x0F, raw >> 4
+    return np.where(nib > 7, nib - 16, nib)[:count].astype(np.int8)
 
 
 def _store_item_int4(data: bytes, ir: IR) -> bytes:
@@ -167,11 +182,16 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
         # int8: the integers themselves (per-tensor scale exactly 1); the row scale comes after
         w = tf.constant(_zero_rows(item.values.astype(np.float32), n_scores).T)
         if item.dtype == "int8":
-            scale = np.ones(n_scores, np.float32)
+            # padding rows take the largest row scale: with twice the mask (below) they rank
+            # after every item, masked ones included, so a top-k never returns a padding slot
+            scale = np.full(n_scores, item.scale.max(), np.float32)
             scale[:n_items] = item.scale
             item_scale = tf.constant(scale)
             # the mask is added before the row scale: keep masked items <= -1e9 after it
             mask_value = float(max(MASK / np.float32(item.scale.min()), np.float32(-3e38)))
+
+    with np.errstate(over="ignore"):  # -inf when the mask is already near float32's limit
+        pad_penalty = tf.constant(np.full(n_scores - n_items, 2 * np.float32(mask_value), np.float32))
 
     def gather_rows(table: Table, idx: Any) -> Any:
         if table.dtype == "int8":
@@ -186,11 +206,11 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
             penalty = tf.scatter_nd(tf.reshape(exclude, [-1, 1]),
                                     tf.fill(tf.shape(exclude), tf.constant(mask_value, tf.float32)),
                                     [n_items + 1])[:n_items]
-        else:  # [n_scores] scores: the padding slots are always excluded
+        else:  # [n_scores] scores: the padding slots always get twice the mask
             idx = tf.concat([exclude, pads], axis=0)
-            penalty = tf.scatter_nd(tf.reshape(idx, [-1, 1]),
-                                    tf.fill(tf.shape(idx), tf.constant(mask_value, tf.float32)),
-                                    [n_scores])
+            fill = tf.concat([tf.fill(tf.shape(exclude), tf.constant(mask_value, tf.float32)),
+                              pad_penalty], axis=0)
+            penalty = tf.scatter_nd(tf.reshape(idx, [-1, 1]), fill, [n_scores])
         s = s + penalty
         if row_scale is not None:
             s = s * row_scale
@@ -391,7 +411,8 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
         if weights == INT4_ITEM and wt.type == schema.TensorType.INT4:
             stored = bytes(model.buffers[wt.buffer].data)
             scales = list(wt.quantization.scale) if wt.quantization else []
-            if scales != [1.0] or stored != pack_int4(want):
+            if scales != [1.0] or len(stored) != (want.size + 1) // 2 or not np.array_equal(
+                    unpack_int4(stored, want.size), want.ravel()):
                 raise ExportError("converted int4 item weights differ from the IR's integers")
             activations = ("dynamic-int8-asymmetric" if fc.builtinOptions.asymmetricQuantizeInputs
                            else "dynamic-int8-symmetric")

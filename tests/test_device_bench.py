@@ -363,7 +363,7 @@ def test_gains_divide_the_baselines_by_each_target():
            "latency_ms": {"lookup": {"p50": 100.0}}}
     rows = [art("tflite", 0.25, 10 << 20), art(NUMPY_REFERENCE, 1.0, 40 << 20),
             art("other", 0.5, None, device="vm"), pyg]
-    g = {(x["device"], x["name"]): x for x in gains(rows)}
+    g = {(x["device"], x["name"]): x for x in gains(rows, {"pi", "vm"})}
     assert set(g) == {("pi", "tflite"), ("vm", "other")}  # the reference is not its own row
     t = g["pi", "tflite"]
     assert t["x_faster_than_pyg"] == {"lookup": 400.0, "history": 200.0}
@@ -374,7 +374,9 @@ def test_gains_divide_the_baselines_by_each_target():
     assert o["x_less_memory_than_numpy_float32"] is None and o["x_faster_than_pyg"]["lookup"] == 200.0
     md = render_markdown({"runs": [], "rows": [], "gains": list(g.values())})
     assert "| pi | tflite (q) | h: 200<br>l: 400 | h: 4.0<br>l: 4.0 | 4.0 |" in md
-    no_pyg = render_markdown({"runs": [], "rows": [], "gains": gains(rows[:2])})
+    assert all(v is None for x in gains(rows, {"vm"}) if x["device"] == "pi"
+               for v in x["x_faster_than_pyg"].values())  # PyG ran elsewhere: no ratio
+    no_pyg = render_markdown({"runs": [], "rows": [], "gains": gains(rows[:2], {"pi"})})
     assert "| pi | tflite (q) | h: –<br>l: – | h: 4.0<br>l: 4.0 | 4.0 |" in no_pyg
     assert "Gains" not in render_markdown({"runs": [], "rows": [], "gains": []})
 

@@ -153,11 +153,15 @@ def test_tflite_direct_call_matches_the_signature_runner(ir, target_art):
     target, art = target_art
     if target != "tflite":
         pytest.skip("TFLite only")
-    backend = runtime.load(art)._backend()
+    rec = runtime.load(art)
+    backend = rec._backend()
+    assert backend._calls["lookup"] is not backend.runner("lookup")  # the direct path is in use
     m = json.loads((art / "manifest.json").read_text())
     for u in range(0, ir.num_users, 7):
         user = np.array([u], np.int32)
         exclude = np.full(m["exclude_capacity"], m["pad_index"], np.int32)
+        seen = rec.artifact.seen(u)[: exclude.size]
+        exclude[: seen.size] = seen
         scores, items = backend.lookup(user, exclude)
         public = backend.runner("lookup")(user=user, exclude=exclude)
         np.testing.assert_array_equal(items, public["items"])
