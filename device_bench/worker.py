@@ -28,7 +28,7 @@ from device_bench import evalfile
 from device_bench.machine import version_of
 from device_bench.measure import current_rss, measure_calls, peak_rss
 from runtime import errors as rt_errors
-from runtime.idmap import decimal_range_of
+from runtime.artifact import load_ids
 
 MODE_ORDER = ("history", "lookup")
 INPUT_POOL = 512  # distinct sampled request inputs per mode
@@ -83,21 +83,17 @@ def describe_artifact(artifact: Path, manifest: dict[str, Any]) -> dict[str, Any
 
 
 def _id_map(artifact: Path, manifest: dict[str, Any], which: str) -> Sequence[Any]:
-    """The id list; ``"0".."n-1"`` maps as a compact range, so sampling inputs does not leave
-    tens of thousands of id strings in this process's memory (it would count as the model's)."""
+    """The id list, read as the runtime reads it: ``"0".."n-1"`` maps as a compact range, so
+    sampling inputs does not leave tens of thousands of id strings in this process's memory
+    (it would count as the model's)."""
     name = (manifest.get("id_maps") or {}).get(which, f"{which}.json")
     count = manifest.get(f"num_{which}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise BenchError(f"{artifact}/manifest.json: num_{which} is not a count ({count!r})")
     try:
-        raw = (artifact / name).read_bytes()
-        compact = decimal_range_of(raw, count) if isinstance(count, int) and count >= 0 else None
-        if compact is not None:
-            return compact
-        ids = json.loads(raw.decode("utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BenchError(f"{artifact}/{name}: unreadable id map ({e})") from None
-    if not isinstance(ids, list):
-        raise BenchError(f"{artifact}/{name}: id map is not a list")
-    return ids
+        return load_ids(artifact, name, count, which[:-1])
+    except OSError as e:
+        raise BenchError(f"{artifact}/{name}: unreadable id map ({e.strerror or e})") from None
 
 
 def sample_inputs(artifact: Path, manifest: dict[str, Any], modes: Sequence[str], count: int,

@@ -393,8 +393,9 @@ def _load_npy(root: Path, name: str, mmap: bool = False) -> np.ndarray:
     return a
 
 
-def _load_ids(root: Path, name: str, count: int, what: str) -> list[str | int] | DecimalRange:
-    """The id list; ``["0", ..., "n-1"]`` as a :class:`DecimalRange` (no per-id objects)."""
+def load_ids(root: Path, name: str, count: int, what: str) -> list[str | int] | DecimalRange:
+    """The id list of ``root/name`` (``count`` unique string or integer ids, else ArtifactError);
+    ``["0", ..., "n-1"]`` as a :class:`DecimalRange` (no per-id objects)."""
     raw = (root / name).read_bytes()
     compact = decimal_range_of(raw, count)
     if compact is not None:
@@ -432,8 +433,8 @@ def _load_artifact(root: Path) -> Artifact:
     m = read_manifest(root)
     verify_files(root, m)
     n_items, n_users = m["num_items"], m["num_users"]
-    users = _load_ids(root, m["id_maps"]["users"], n_users, "user")
-    items = _load_ids(root, m["id_maps"]["items"], n_items, "item")
+    users = load_ids(root, m["id_maps"]["users"], n_users, "user")
+    items = load_ids(root, m["id_maps"]["items"], n_items, "item")
 
     popular = _int_vector(_load_npy(root, m["popular"]), root, m["popular"])
     if popular.size and (popular.min() < 0 or popular.max() >= n_items):
