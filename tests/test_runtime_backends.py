@@ -167,3 +167,32 @@ def test_tflite_direct_call_matches_the_signature_runner(ir, target_art):
         np.testing.assert_array_equal(items, public["items"])
         np.testing.assert_array_equal(scores, public["scores"])
     assert _fast_call(object()) is None
+
+
+def test_a_model_the_interpreter_cannot_prepare_fails_in_load(ir, target_art):
+    """AllocateTensors runs while the backend is built: a failure there is a one-line
+    ArtifactError from load(), not an error at the first request."""
+    from runtime.artifact import load_artifact
+    from runtime.backends._tflite_common import TFLiteBackend
+
+    target, art = target_art
+    if target != "tflite":
+        pytest.skip("TFLite only")
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    class Wrapper:
+        def __init__(self, real):
+            self.real = real
+            self.SetTensor, self.Invoke, self.GetTensor = real.SetTensor, real.Invoke, real.GetTensor
+
+        def AllocateTensors(self, subgraph):
+            raise RuntimeError("Failed to prepare\nnode 3 (FULLY_CONNECTED)")
+
+    class Broken(Interpreter):
+        def get_signature_runner(self, key=None):
+            runner = super().get_signature_runner(key)
+            runner._interpreter_wrapper = Wrapper(runner._interpreter_wrapper)
+            return runner
+
+    with pytest.raises(ArtifactError, match="cannot prepare the model: RuntimeError: Failed to prepare node 3"):
+        TFLiteBackend("litert", Broken, OpResolverType.AUTO, load_artifact(art), 1)

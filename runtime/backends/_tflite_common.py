@@ -47,7 +47,10 @@ class TFLiteBackend:
             check_model_io(m, mode, {"inputs": _io(runner.get_input_details()),
                                      "outputs": _io(runner.get_output_details())}, str(path))
             self._runners[mode] = runner
-        self._calls = {mode: _fast_call(runner) or runner for mode, runner in self._runners.items()}
+        try:  # prepares every subgraph now, so a model the interpreter cannot run fails in load()
+            self._calls = {mode: _fast_call(runner) or runner for mode, runner in self._runners.items()}
+        except Exception as e:
+            raise ArtifactError(f"{path}: the interpreter cannot prepare the model: {_line(e)}") from None
 
     def lookup(self, user: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._run("lookup", user=user, exclude=exclude)
@@ -84,9 +87,10 @@ def _fast_call(runner: Any) -> Any:
         inputs = dict(runner._inputs)
         outputs = list(runner._outputs)
         set_tensor, invoke, get_tensor = wrapper.SetTensor, wrapper.Invoke, wrapper.GetTensor
-        wrapper.AllocateTensors(subgraph)
-    except Exception:  # noqa: BLE001 - any other interpreter build: the public API
+        allocate = wrapper.AllocateTensors
+    except (AttributeError, TypeError):  # another interpreter build: the public API
         return None
+    allocate(subgraph)  # a model the interpreter cannot prepare raises here, i.e. in load()
 
     def call(**feeds: np.ndarray) -> dict[str, np.ndarray]:
         if feeds.keys() != inputs.keys():
