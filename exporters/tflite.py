@@ -128,6 +128,39 @@ def unpack_int4(data: bytes, count: int) -> np.ndarray:
     return np.where(nib > 7, nib - 16, nib)[:count].astype(np.int8)
 
 
+def _int4_input_scheme(data: bytes, ir: IR) -> str:
+    """How the builtin kernels quantize the FULLY_CONNECTED input when the weights are INT4:
+    measured on the model, because it depends on the shape, not on the converter's flag. With
+    LiteRT 2.3, below 32 input channels or with a width that is not a multiple of 8 the hybrid
+    kernel quantizes asymmetrically (bit-exact with ``runtime.quant``); otherwise its optimized
+    4-bit path quantizes symmetrically (within 3e-7 relative). Lookup vectors are probed (an
+    int8 user row); without lookup mode the observed rule is used. The parity check that
+    follows holds the exported model to whichever scheme is named here."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from exporters.parity import input_names
+    from runtime import quant
+
+    schemes = ("dynamic-int8-asymmetric", "dynamic-int8-symmetric")
+    if "lookup" not in ir.modes:
+        return schemes[1] if ir.dim >= 32 and ir.dim % 8 == 0 else schemes[0]
+    run = Interpreter(model_content=data, num_threads=1,
+                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+                      ).get_signature_runner("lookup")
+    item, user = ir.tables["item"], ir.tables["user"]
+    a, b = input_names("lookup")
+    exclude = np.full(int(run.get_input_details()[b]["shape"][0]), ir.num_items, np.int32)
+    errors = dict.fromkeys(schemes, 0.0)
+    for u in np.linspace(0, ir.num_users - 1, min(ir.num_users, 8)).astype(np.int32):
+        out = run(**{a: np.array([u], np.int32), b: exclude})
+        ok = out["scores"] > -1e8
+        for scheme in schemes:
+            want = quant.score_items(user.dequantize()[u], item.values, item.scale, scheme)
+            errors[scheme] = max(errors[scheme], float(np.abs(
+                want[out["items"][ok]] - out["scores"][ok]).max(initial=0.0)))
+    return min(schemes, key=errors.__getitem__)
+
+
 def _store_item_int4(data: bytes, ir: IR) -> bytes:
     """Rewrite the FULLY_CONNECTED item weights as an INT4 tensor (per-tensor scale 1, the IR's
     integers in [-7, 7] packed two a byte): the converter writes int8 only. The per-row scale
@@ -414,8 +447,7 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
             if scales != [1.0] or len(stored) != (want.size + 1) // 2 or not np.array_equal(
                     unpack_int4(stored, want.size), want.ravel()):
                 raise ExportError("converted int4 item weights differ from the IR's integers")
-            activations = ("dynamic-int8-asymmetric" if fc.builtinOptions.asymmetricQuantizeInputs
-                           else "dynamic-int8-symmetric")
+            activations = _int4_input_scheme(data, ir)
         elif weights in ("int8-per-row", INT4_ITEM) and wt.type == schema.TensorType.FLOAT32:
             # Below 1024 weights the converter leaves the matmul in float: the IR's integers
             # are then float32 constants and the scheme is plain float (exact all the same).

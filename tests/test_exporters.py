@@ -277,6 +277,7 @@ def test_int4_item_table_is_packed_in_the_tflite_file_and_exact(tmp_path: Path) 
     ir = quantize(base, "int4-item")[0]
     assert ir.tables["item"].bits == 4 and ir.tables["user"].bits is None
     m = export_ir(ir, tmp_path / "a", "tflite", k=K, history_capacity=8)
+    # 16 input channels: the builtin kernel's plain hybrid path, asymmetric and bit-exact
     assert m["quantization"] == {"weights": "int8-per-row+int4-item", "activations": "dynamic-int8-asymmetric"}
     for mode in ir.modes:
         assert m["metrics"]["parity"]["modes"][mode]["exact_match_rate"] >= 0.99
@@ -294,7 +295,7 @@ def test_int4_item_table_is_packed_in_the_tflite_file_and_exact(tmp_path: Path) 
     # the runtime answers as the numpy reference of the same IR does
     export_ir(ir, tmp_path / "n", "numpy", k=K, history_capacity=8)
     got = runtime.load(tmp_path / "a", exact=True)
-    ref = runtime.load(tmp_path / "n", activations="dynamic-int8-asymmetric")
+    ref = runtime.load(tmp_path / "n", activations=m["quantization"]["activations"])
     for u in ref.artifact.user_ids[:20]:
         assert [i for i, _ in got.recommend(u, K)] == [i for i, _ in ref.recommend(u, K)]
 
@@ -354,3 +355,16 @@ def test_padding_slots_never_enter_the_top_k(tmp_path: Path, dtype: str) -> None
     out = run("lookup", {a: np.array([3], np.int32), b: exclude})
     assert set(out["items"][: keep.size].tolist()) == set(keep.tolist())
     assert out["items"].max() < ir.num_items and (out["scores"][keep.size:] <= -1e8).all()
+
+
+def test_int4_item_names_the_input_scheme_the_builtin_kernel_uses(tmp_path: Path) -> None:
+    """From 32 input channels (multiples of 8) LiteRT's optimized 4-bit kernel quantizes the
+    input symmetrically: the exporter measures which scheme the model follows and the parity
+    check holds it to that scheme."""
+    pytest.importorskip("tensorflow")
+    ir = quantize(make_ir(num_users=40, num_items=3000, dim=64, seed=5), "int4-item")[0]
+    m = export_ir(ir, tmp_path / "a", "tflite", k=K, history_capacity=8)
+    assert m["quantization"]["activations"] == "dynamic-int8-symmetric"
+    for mode in ir.modes:
+        r = m["metrics"]["parity"]["modes"][mode]
+        assert r["exact_match_rate"] >= 0.99 and r["max_relative_score_error"] < 1e-5
