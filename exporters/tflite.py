@@ -18,9 +18,10 @@ and converted with builtin ops only. How each table dtype is laid out:
 - dot scorer: the item table has zero rows appended up to a multiple of ``BLOCK`` above
   ``pad_index``; those slots are always in the exclusion scatter with twice the mask (and the
   largest row scale), so they rank after every item, masked ones included: the score vector
-  needs no slice, splits evenly into blocks, and a top-k never returns a padding slot. Large catalogues take the top-k in two small TOPK_V2s
-  (``_block_top_k``: the best blocks by their maximum, then the best items inside them), which
-  is exact and about 40 us faster than one TOPK_V2 over 41k scores (docs/benchmarks.md).
+  needs no slice, splits evenly into blocks, and a top-k never returns a padding slot. Large
+  catalogues take an exact two-stage top-k (``_block_top_k``: the best blocks by their maximum,
+  then the best items inside them), about 40 us faster than one TOPK_V2 over 41k scores
+  (docs/export_notes.md).
 
 The file is checked after conversion: builtin ops only, one copy of each table, the item
 weights equal the IR's integers, and no table scale was re-quantized.
@@ -45,6 +46,7 @@ from edgerec.ir import IR, Table
 
 MASK = np.float32(-1e9)
 INT4_ITEM = "int8-per-row+int4-item"  # the item matmul's weights in int4, gathered tables int8
+INTEGER_WEIGHTS = ("int8-per-row", INT4_ITEM)  # the converter's dynamic-range quantization
 BLOCK = 64  # scores per block of the two-stage top-k; the item table is padded to a multiple
 BLOCKS_PER_K = 4  # the two-stage top-k is used from k * BLOCKS_PER_K blocks up
 
@@ -91,8 +93,11 @@ def _padded(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)])
 
 
-def _zero_rows(a: np.ndarray, rows: int) -> np.ndarray:
-    """``a`` with all-zero rows appended up to ``rows``."""
+def _item_rows(ir: IR) -> np.ndarray:
+    """The dot scorer's item table as the model holds it: the IR's values, then all-zero rows up
+    to ``padded_scores`` (``pad_index`` and the block padding)."""
+    a = ir.tables["item"].values
+    rows = padded_scores(ir.num_items)
     return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
 
 
@@ -151,11 +156,13 @@ def _int4_input_scheme(data: bytes, ir: IR) -> str:
     a, b = input_names("lookup")
     exclude = np.full(int(run.get_input_details()[b]["shape"][0]), ir.num_items, np.int32)
     errors = dict.fromkeys(schemes, 0.0)
-    for u in np.linspace(0, ir.num_users - 1, min(ir.num_users, 8)).astype(np.int32):
+    probes = np.linspace(0, ir.num_users - 1, min(ir.num_users, 8)).astype(np.int32)
+    for u, vector in zip(probes, Table(user.values[probes], user.scale[probes]).dequantize(),
+                         strict=True):
         out = run(**{a: np.array([u], np.int32), b: exclude})
         ok = out["scores"] > -1e8
         for scheme in schemes:
-            want = quant.score_items(user.dequantize()[u], item.values, item.scale, scheme)
+            want = quant.score_items(vector, item.values, item.scale, scheme)
             errors[scheme] = max(errors[scheme], float(np.abs(
                 want[out["items"][ok]] - out["scores"][ok]).max(initial=0.0)))
     return min(schemes, key=errors.__getitem__)
@@ -186,8 +193,7 @@ def _store_item_int4(data: bytes, ir: IR) -> bytes:
             buffers.add(t.buffer)
     if len(buffers) != 1:
         raise ExportError(f"expected one item weight buffer, found {len(buffers)}")
-    packed = np.frombuffer(pack_int4(_zero_rows(ir.tables["item"].values,
-                                                padded_scores(ir.num_items))), np.uint8)
+    packed = np.frombuffer(pack_int4(_item_rows(ir)), np.uint8)
     model.buffers[buffers.pop()].data = packed
     builder = flatbuffers.Builder(len(data))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
@@ -213,7 +219,7 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
     pads = tf.constant(np.arange(n_items, n_scores, dtype=np.int32))
     if not mlp:
         # int8: the integers themselves (per-tensor scale exactly 1); the row scale comes after
-        w = tf.constant(_zero_rows(item.values.astype(np.float32), n_scores).T)
+        w = tf.constant(_item_rows(ir).astype(np.float32).T)
         if item.dtype == "int8":
             # padding rows take the largest row scale: with twice the mask (below) they rank
             # after every item, masked ones included, so a top-k never returns a padding slot
@@ -368,7 +374,7 @@ def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> 
            if m in ir.modes]
     conv = tf.lite.TFLiteConverter.from_concrete_functions(fns, module)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if weights in ("int8-per-row", INT4_ITEM):
+    if weights in INTEGER_WEIGHTS:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv._experimental_disable_per_channel = True
     elif weights == "float16":
@@ -424,9 +430,9 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
         raise ExportError(f"converted model uses non-builtin ops: {', '.join(bad)}")
     if ir.scorer.get("kind") == "mlp":
         return _check_mlp(model, schema, data, ops, ir, weights)
-    item = ir.tables["item"]
-    want = _zero_rows(item.values, padded_scores(ir.num_items))  # the IR's rows, zero padding
+    want = _item_rows(ir)
     activations = "float"
+    int4_weights = False
     fc_buffers = set()
     for sig in model.signatureDefs:
         sg = model.subgraphs[sig.subgraphIndex]
@@ -447,14 +453,14 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
             if scales != [1.0] or len(stored) != (want.size + 1) // 2 or not np.array_equal(
                     unpack_int4(stored, want.size), want.ravel()):
                 raise ExportError("converted int4 item weights differ from the IR's integers")
-            activations = _int4_input_scheme(data, ir)
-        elif weights in ("int8-per-row", INT4_ITEM) and wt.type == schema.TensorType.FLOAT32:
+            int4_weights = True
+        elif weights in INTEGER_WEIGHTS and wt.type == schema.TensorType.FLOAT32:
             # Below 1024 weights the converter leaves the matmul in float: the IR's integers
             # are then float32 constants and the scheme is plain float (exact all the same).
             q = np.frombuffer(bytes(model.buffers[wt.buffer].data), np.float32)
             if not np.array_equal(q, want.astype(np.float32).ravel()):
                 raise ExportError("converted float item weights differ from the IR's integers")
-        elif weights in ("int8-per-row", INT4_ITEM):
+        elif weights in INTEGER_WEIGHTS:
             if wt.type != schema.TensorType.INT8:
                 raise ExportError(f"the converter stored the item weights as type {wt.type}")
             q = np.frombuffer(bytes(model.buffers[wt.buffer].data), np.int8)
@@ -463,10 +469,12 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
                 raise ExportError("converted int8 item weights differ from the IR's integers")
             activations = ("dynamic-int8-asymmetric" if fc.builtinOptions.asymmetricQuantizeInputs
                            else "dynamic-int8-symmetric")
-        if weights in ("int8-per-row", INT4_ITEM) and "DEQUANTIZE" in ops[sig.signatureKey.decode()]:
+        if weights in INTEGER_WEIGHTS and "DEQUANTIZE" in ops[sig.signatureKey.decode()]:
             raise ExportError("the converter re-quantized a float32 table scale (DEQUANTIZE found)")
     if len(fc_buffers) != 1:
         raise ExportError(f"the item table is stored {len(fc_buffers)} times in the model file")
+    if int4_weights:  # one probe for the file: both signatures share the weights and kernel
+        activations = _int4_input_scheme(data, ir)
     return TFLiteModel(data=data, activations=activations, weights=weights, ops=ops)
 
 
