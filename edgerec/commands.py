@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
@@ -11,6 +10,7 @@ from typing import Any
 
 import click
 
+from edgerec.atomic_dir import atomic_directory
 from edgerec.cli import _compile_options, _echo_json, _fmt_bytes, _run_compile, _table, cli
 
 TARGETS = ("tflite", "onnx", "numpy")
@@ -48,24 +48,17 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
     extra: dict[str, bytes] = {}
     if with_eval:
         extra["eval.json"] = _eval_bytes(source, ir, data_path, eval_users, history_capacity)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     manifests: dict[str, dict[str, Any]] = {}
-    try:
-        for t in targets:
-            dest = tmp / "artifact" if len(targets) == 1 else tmp / "artifact" / t
+    with atomic_directory(out) as tmp:
+        for t in targets:  # one target: the artifact is ``out`` itself (the empty tmp is replaced)
+            dest = tmp if len(targets) == 1 else tmp / t
             manifests[t] = export_ir(ir, dest, t, k=k, history_capacity=history_capacity,
-                                     extra_files=extra, metrics=ir.metrics)
+                                     extra_files=extra, metrics=ir.metrics, overwrite=True)
             if not quiet:
                 click.echo(f"{t}: verified against the numpy reference", err=True)
                 if quantize == "int4-item" and t != "tflite":
                     click.echo(f"{t}: note: the item table keeps its 4-bit values in int8 storage "
                                "(only the TFLite file packs them two a byte)", err=True)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp / "artifact", out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return manifests
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import ExportError
 from edgerec.ir import IR, MLP_TABLES, SCORERS
 from exporters import parity
@@ -100,21 +99,9 @@ def export_ir(ir: IR, out: str | os.PathLike[str], target: str, *, k: int = 50,
         p = Path(name)
         if p.is_absolute() or ".." in p.parts or name == artifact.MANIFEST or not name:
             raise ExportError(f"extra file name {name!r} must be a plain relative path")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_directory(out) as tmp:
         manifest = _build(ir, tmp, target, k, history_capacity, exclude_capacity, min_parity,
                           extra_files or {}, metrics or {})
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "a")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
