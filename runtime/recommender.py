@@ -140,9 +140,14 @@ class Recommender:
     def _items(self, ids: Iterable[Id] | None, what: str) -> list[int]:
         index = self._item_index
         get = index.get
-        # Fast path: exact str/int ids (type() excludes bool and numpy types); the rest, and
+        # Fast paths: a compact id map checks a whole list of exact string ids at once; a dict
+        # takes exact str/int ids (type() excludes bool and numpy types). The rest, and
         # misses, go through the full rules of _resolve.
         given = _as_list(ids, what)
+        if isinstance(index, DecimalRange):
+            found = index.get_all(given)
+            if found is not None:
+                return found
         out = [get(x) if type(x) is str or type(x) is int else None for x in given]
         if None in out:
             out = [self._resolve(index, x, "item") for x in given]
@@ -288,6 +293,8 @@ class Recommender:
 
     def _finish(self, picked: list[tuple[int, float]]) -> list[Recommendation]:
         ids = self._item_ids
+        if isinstance(ids, DecimalRange):  # indices were range-checked in _collect/_popular
+            return list(zip(ids.ids_of([i for i, _ in picked]), [s for _, s in picked], strict=True))
         return [(ids[i], s) for i, s in picked]
 
 

@@ -244,6 +244,16 @@ def test_dense_decimal_ids_are_compact_and_behave_like_a_list(tmp_path):
     for bad in ("03", "-1", "6", "3.0", " 3", "३"):
         with pytest.raises(UnknownIdError):
             r.recommend(bad, k=5)
+    # histories are resolved a whole list at a time: same answers, same refusals
+    assert r.recommend_from_history(["4", "1", "29"], k=5) == r.recommend_from_history([4, 1, 29], k=5)
+    for bad in ("07", "+7", "0_7", " 7", "7 ", "-0", "30", "३", "7.0", ""):
+        with pytest.raises(UnknownIdError, match="unknown item id"):
+            r.recommend_from_history(["1", bad, "2"], k=5)
+    ids = art.item_ids
+    assert ids.get_all(["0", "29", "5"]) == [0, 29, 5] and ids.get_all([]) == []
+    assert ids.get_all(["1", 2]) is None and ids.get_all(["1", "30"]) is None
+    assert ids.get_all(["1", "-1"]) is None and ids.get_all(["1", "01"]) is None
+    assert ids.ids_of([0, 29]) == ["0", "29"]
     # any other spelling of the file (here: indented) is read as an ordinary list, same ids
     (path / "items.json").write_text(json.dumps([str(i) for i in range(30)], indent=1))
     man = json.loads((path / "manifest.json").read_text())
