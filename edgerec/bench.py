@@ -72,9 +72,10 @@ def _package_root(pkg: Any) -> Path:
     return Path(pkg.__file__).resolve().parent
 
 
-def _device_bench_args(requests: int, batch: int, threads: int, warmup: int) -> list[str]:
+def _device_bench_args(requests: int, batch: int, threads: int, warmup: int,
+                       exact: bool = False) -> list[str]:
     return ["--requests", str(requests), "--batch", str(batch), "--threads", str(threads),
-            "--warmup", str(warmup)]
+            "--warmup", str(warmup), *(["--exact"] if exact else [])]
 
 
 def _check_result(proc: subprocess.CompletedProcess[str], where: str) -> None:
@@ -96,7 +97,8 @@ def _load_report(text: str, where: str) -> dict[str, Any]:
 
 
 def run_local(artifacts: Sequence[Path], *, requests: int, batch: int, threads: int,
-              warmup: int, eval_file: Path | None = None, timeout: float = 3600) -> dict[str, Any]:
+              warmup: int, eval_file: Path | None = None, timeout: float = 3600,
+              exact: bool = False) -> dict[str, Any]:
     """``python -m device_bench`` on this machine; its validated report."""
     env = dict(os.environ)
     roots = [str(_package_root(runtime).parent), str(_package_root(device_bench).parent)]
@@ -105,7 +107,7 @@ def run_local(artifacts: Sequence[Path], *, requests: int, batch: int, threads: 
     with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as tmp:
         out = Path(tmp) / "report.json"
         cmd = [sys.executable, "-m", "device_bench", *map(str, artifacts),
-               *_device_bench_args(requests, batch, threads, warmup), "--out", str(out)]
+               *_device_bench_args(requests, batch, threads, warmup, exact), "--out", str(out)]
         if eval_file:
             cmd += ["--eval", str(eval_file)]
         try:
@@ -211,7 +213,7 @@ def _remote_command(path: str) -> str:
 
 def run_ssh(artifacts: Sequence[Path], target: SshTarget, *, remote_python: str, requests: int,
             batch: int, threads: int, warmup: int, eval_file: Path | None = None,
-            timeout: float = 3600) -> dict[str, Any]:
+            timeout: float = 3600, exact: bool = False) -> dict[str, Any]:
     """Copy, run device_bench on the device, fetch its report, remove the remote directory."""
     with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as tmp:
         bundle = Path(tmp) / "bundle.tar.gz"
@@ -225,7 +227,7 @@ def run_ssh(artifacts: Sequence[Path], target: SshTarget, *, remote_python: str,
             with open(bundle, "rb") as f:
                 _ssh(target, f"tar -xzf - -C {d}", stdin=f, timeout=timeout, what="copy")
             args = [*(f"{remote}/{n}" for n in names),
-                    *_device_bench_args(requests, batch, threads, warmup),
+                    *_device_bench_args(requests, batch, threads, warmup, exact),
                     "--out", f"{remote}/report.json"]
             if eval_file:
                 args += ["--eval", f"{remote}/eval.json"]
@@ -420,7 +422,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines.append(f"- **{r['device']}** ({r['via']}): {m.get('cpu')}, {m.get('cores')} cores, "
                      f"{m.get('os')}, Python {m.get('python')}, numpy {m.get('numpy')}; "
                      f"{s['requests']} requests after {s['warmup']} warm-up, batch {s['batch']}, "
-                     f"{s['threads']} thread(s)")
+                     f"{s['threads']} thread(s)"
+                     + ("; TFLite on the builtin kernels (--exact)" if s.get("exact") else ""))
     lines += ["", "Latency p50 / p95 / p99 in ms per mode (h: history, l: lookup); throughput in "
               "recommendations/s at the batch size; accuracy @20 per mode. Peak RSS +: over a "
               "process that imports the same modules (in brackets: over one that also runs a bare "
@@ -558,11 +561,13 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
               requests: int = 2000, batch: int = 64, threads: int = 1,
               baselines: list[dict] | None = None, warmup: int = 50,
               eval_file: Path | None = None, ssh_options: Sequence[str] = (),
-              timeout: float = 3600) -> dict[str, Any]:
+              timeout: float = 3600, exact: bool = False) -> dict[str, Any]:
     """Benchmark ``artifacts`` here (``ssh=None``) or on ``user@host[:port]``; write the report.
 
     Returns the merged report (also written to ``report_dir``). ``ssh_options`` are extra
-    ``ssh`` arguments (e.g. ``["-o", "StrictHostKeyChecking=accept-new"]``).
+    ``ssh`` arguments (e.g. ``["-o", "StrictHostKeyChecking=accept-new"]``). ``exact``: TFLite
+    targets run on the builtin kernels instead of XNNPACK (less memory, slower on x86; the
+    figures docs/benchmarks.md compares).
     """
     arts = [Path(a) for a in artifacts]
     if not arts:
@@ -579,7 +584,7 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
     for b in baselines or []:  # fail before measuring
         baseline_row(b)
     kw = {"requests": requests, "batch": batch, "threads": threads, "warmup": warmup,
-          "eval_file": Path(eval_file) if eval_file else None, "timeout": timeout}
+          "eval_file": Path(eval_file) if eval_file else None, "timeout": timeout, "exact": exact}
     if ssh:
         target = parse_ssh(ssh, identity, ssh_options)
         report = run_ssh(arts, target, remote_python=remote_python, **kw)

@@ -144,10 +144,12 @@ def export(source: Path, target: str, out: Path, quantize: str, k: int, history_
 @click.option("--ssh", default=None, help="user@host[:port]: run device_bench on that device.")
 @click.option("--identity", type=click.Path(path_type=Path), default=None)
 @click.option("--remote-python", default="python3", show_default=True)
+@click.option("--exact", is_flag=True,
+              help="TFLite targets on the builtin kernels instead of XNNPACK (less memory, slower).")
 @click.option("--json", "as_json", is_flag=True)
 def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None, eval_file: Path | None,
           requests: int, baseline_requests: int, batch: int, threads: int, ssh: str | None,
-          identity: Path | None, remote_python: str, as_json: bool) -> None:
+          identity: Path | None, remote_python: str, exact: bool, as_json: bool) -> None:
     """Measure artifacts with device_bench (here or over ssh); write report.json/.md/.png."""
     from edgerec.bench import NUMPY_REFERENCE, run_bench
 
@@ -164,7 +166,7 @@ def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None
             arts.append(ref)
         report = run_bench(arts, report_dir, ssh=ssh, identity=identity, remote_python=remote_python,
                            requests=requests, batch=batch, threads=threads, baselines=baselines,
-                           eval_file=eval_file)
+                           eval_file=eval_file, exact=exact)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

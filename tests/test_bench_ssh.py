@@ -88,9 +88,12 @@ def test_run_bench_over_ssh(sshd, tmp_path):
     before = _remote_dirs()
     rep = run_bench([art], tmp_path / "rep", ssh=f"{user}@127.0.0.1:{port}", identity=key,
                     remote_python=sys.executable, requests=20, batch=4, threads=1,
-                    baselines=None, warmup=2, eval_file=ev, ssh_options=opts)
+                    baselines=None, warmup=2, eval_file=ev, ssh_options=opts, exact=True)
     (run,) = rep["runs"]
     assert run["via"] == f"ssh {user}@127.0.0.1:{port}"
+    # --exact reached the device's device_bench, and the report says so
+    assert run["report"]["settings"]["exact"] is True
+    assert "builtin kernels (--exact)" in (tmp_path / "rep" / "report.md").read_text()
     assert run["device"] == socket.gethostname() == run["report"]["machine"]["hostname"]
     remote = run["report"]
     validate_report(remote)

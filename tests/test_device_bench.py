@@ -320,6 +320,7 @@ def test_run_bench_local_writes_report_md_png(numpy_artifact, tmp_path):
     assert (tmp_path / "rep" / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (run,) = rep["runs"]
     assert run["via"] == "local" and run["device"] == run["report"]["machine"]["hostname"]
+    assert run["report"]["settings"]["exact"] is False
     validate_report(run["report"])
     art_row, base_row = rep["rows"]
     assert art_row["kind"] == "artifact" and art_row["target"] == "numpy"
