@@ -256,7 +256,7 @@ def _pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
 @cli.command("compile")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--quantize", type=click.Choice(["int8", "int4-item", "float16", "none"]), default="int8",
+@click.option("--quantize", type=click.Choice(["int8", "int4-item", "int4", "float16", "none"]), default="int8",
               show_default=True)
 @click.option("--head-keep", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="MLP head: fraction of hidden neurons kept (structured pruning by activation).")

@@ -14,7 +14,8 @@ from edgerec.atomic_dir import atomic_directory
 from edgerec.cli import _compile_options, _echo_json, _fmt_bytes, _run_compile, _table, cli
 
 TARGETS = ("tflite", "onnx", "numpy")
-QUANT = {"int8": "int8", "int4-item": "int4-item", "float16": "float16", "float32": "none"}
+QUANT = {"int8": "int8", "int4-item": "int4-item", "int4": "int4", "float16": "float16",
+         "float32": "none"}
 
 
 def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: str = "int8",
@@ -56,8 +57,9 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
                                      extra_files=extra, metrics=ir.metrics, overwrite=True)
             if not quiet:
                 click.echo(f"{t}: verified against the numpy reference", err=True)
-                if quantize == "int4-item" and t != "tflite":
-                    click.echo(f"{t}: note: the item table keeps its 4-bit values in int8 storage "
+                if quantize in ("int4-item", "int4") and t != "tflite":
+                    which = "the item table keeps its" if quantize == "int4-item" else "the tables keep their"
+                    click.echo(f"{t}: note: {which} 4-bit values in int8 storage "
                                "(only the TFLite file packs them two a byte)", err=True)
     return manifests
 
@@ -94,7 +96,7 @@ def _eval_bytes(source: Path, ir: Any, data_path: Path | None, users: int, capac
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--quantize", type=click.Choice(list(QUANT)), default="int8", show_default=True,
               help="int4-item: the item table (the scoring matmul) in int4, packed in the TFLite "
-                   "file; the gathered tables int8.")
+                   "file; the gathered tables int8. int4: every table in int4 (smallest file).")
 @click.option("--k", default=50, show_default=True, help="Top-k the model returns.")
 @click.option("--history-capacity", default=50, show_default=True)
 @click.option("--with-eval", is_flag=True, help="Add eval.json (held-out users) for on-device accuracy.")

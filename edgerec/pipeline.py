@@ -71,8 +71,8 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if options.distill_epochs > 0 and ckpt.config.get("model", "lightgcn") != "lightgcn":
         raise EdgerecError("--distill-epochs needs a LightGCN model (a dot-product scorer and the "
                            f"LightGCN history fold), not {ckpt.config.get('model')!r}")
-    if options.quantize == "int4-item" and ckpt.config.get("head", "dot") == "mlp":
-        raise EdgerecError("--quantize int4-item packs the dot scorer's item table; this model "
+    if options.quantize in ("int4-item", "int4") and ckpt.config.get("head", "dot") == "mlp":
+        raise EdgerecError(f"--quantize {options.quantize} packs the dot scorer's tables; this model "
                            "scores with an MLP head (use int8)")
     reports: list[PassReport] = []
     if ckpt.config.get("model", "lightgcn") == "lightgcn":
@@ -157,11 +157,12 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
 def _distill(ir: IR, reference: IR, options: CompileOptions,
              log: Callable[[str], None] = lambda _m: None) -> tuple[IR, PassReport]:
     """Fine-tune the pruned tables to rank like the float model (docs/compression.md), aware of
-    the int8 rounding that follows when the options quantize to int8. lr and temperature are
-    the values measured best in ``bench/compression_report.py``."""
+    the rounding that follows when every table is quantized alike (int8, int4; int4-item mixes
+    widths, which the fake quantizer does not model). lr and temperature are the values
+    measured best in ``bench/compression_report.py``."""
     return distill(ir, reference, epochs=options.distill_epochs, lr=3e-3, temperature=0.5,
                    sample_users=options.distill_users,
-                   quant_bits=8 if options.quantize == "int8" else None, log=log)
+                   quant_bits={"int8": 8, "int4": 4}.get(options.quantize), log=log)
 
 
 def _item_rows(ir: IR, keep: np.ndarray) -> IR:

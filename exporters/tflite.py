@@ -46,7 +46,10 @@ from edgerec.ir import IR, Table
 
 MASK = np.float32(-1e9)
 INT4_ITEM = "int8-per-row+int4-item"  # the item matmul's weights in int4, gathered tables int8
-INTEGER_WEIGHTS = ("int8-per-row", INT4_ITEM)  # the converter's dynamic-range quantization
+INT4 = "int4-per-row"  # every table in int4: the matmul's weights and the gathered tables
+INT4_WEIGHTS = (INT4_ITEM, INT4)  # the item matmul stored as an INT4 tensor
+INTEGER_WEIGHTS = ("int8-per-row", *INT4_WEIGHTS)  # the converter's dynamic-range quantization
+GATHERED = ("user", "history_item")  # the row-gathered tables a dot-scorer model stores whole
 BLOCK = 64  # scores per block of the two-stage top-k; the item table is padded to a multiple
 BLOCKS_PER_K = 4  # the two-stage top-k is used from k * BLOCKS_PER_K blocks up
 
@@ -93,6 +96,16 @@ def _padded(a: np.ndarray) -> np.ndarray:
     return np.concatenate([a, np.zeros((1, *a.shape[1:]), a.dtype)])
 
 
+def _stored_rows(table: Table) -> np.ndarray:
+    """A gathered integer table as the model stores it: the IR's rows, the all-zero row at
+    ``pad_index``, and for int4 an even width (a zero column the graph slices off again:
+    LiteRT's GATHER reads INT4 rows as whole bytes, so an odd row would start mid-byte)."""
+    v = _padded(table.values)
+    if table.bits == 4 and v.shape[1] % 2:
+        v = np.concatenate([v, np.zeros((v.shape[0], 1), v.dtype)], axis=1)
+    return v
+
+
 def _item_rows(ir: IR) -> np.ndarray:
     """The dot scorer's item table as the model holds it: the IR's values, then all-zero rows up
     to ``padded_scores`` (``pad_index`` and the block padding)."""
@@ -107,8 +120,30 @@ def _weights_kind(ir: IR) -> str:
         raise ExportError(f"tables of mixed dtypes {sorted(kinds)} are not supported; "
                           "quantize all serving tables with one scheme")
     kind = {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[kinds.pop()]
-    if kind == "int8-per-row" and ir.scorer.get("kind") != "mlp" and ir.tables["item"].bits == 4:
+    if kind != "int8-per-row":
+        return kind
+    bits = {n: ir.tables[n].bits for n in ir.serving_tables()}
+    if ir.scorer.get("kind") == "mlp":
+        if 4 in bits.values():
+            raise ExportError("int4 tables are exported for the dot scorer only; this model scores "
+                              "with an MLP head (quantize it with int8)")
+        return kind
+    gathered = [bits[n] == 4 for n in GATHERED if n in bits]
+    if bits["item"] == 4 and all(gathered):
+        return INT4
+    if bits["item"] == 4 and not any(gathered):
         return INT4_ITEM
+    if 4 in bits.values():
+        raise ExportError(f"tables of mixed widths {bits}: TFLite stores int4 for the item table "
+                          "alone (int4-item) or for every table (int4)")
+    return kind
+    if bits["item"] == 4 and all(b == 4 for n, b in bits.items() if n in GATHERED):
+        return INT4 if any(n in GATHERED for n in bits) else INT4_ITEM
+    if bits["item"] == 4 and not any(b == 4 for n, b in bits.items() if n in GATHERED):
+        return INT4_ITEM
+    if 4 in bits.values():
+        raise ExportError(f"tables of mixed widths {bits}: TFLite stores int4 for the item table "
+                          "alone (int4-item) or for every table (int4)")
     return kind
 
 
@@ -168,33 +203,56 @@ def _int4_input_scheme(data: bytes, ir: IR) -> str:
     return min(schemes, key=errors.__getitem__)
 
 
-def _store_item_int4(data: bytes, ir: IR) -> bytes:
-    """Rewrite the FULLY_CONNECTED item weights as an INT4 tensor (per-tensor scale 1, the IR's
-    integers in [-7, 7] packed two a byte): the converter writes int8 only. The per-row scale
-    stays the float32 MUL after the mask, as for int8. Both signatures share the one buffer."""
+def _store_int4(data: bytes, ir: IR, weights: str) -> bytes:
+    """Rewrite the int4 tables of the converted model as INT4 tensors (the converter writes int8
+    only): the FULLY_CONNECTED item weights (per-tensor scale 1, the IR's integers in [-7, 7]
+    packed two a byte; the per-row scale stays the float32 MUL after the mask, as for int8) and,
+    for ``int4-per-row``, the GATHER operands ``user`` / ``history_item`` (no quantization
+    parameters: GATHER hands the integers to the CAST, the per-row scale is gathered as for
+    int8). Every table keeps one buffer, shared by the signatures that read it."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(data, 0)
-    buffers = set()
+    item_buffers, float_item = set(), False
+    padded = {n: _stored_rows(ir.tables[n]) for n in GATHERED
+              if weights == INT4 and n in ir.serving_tables()}
+    raw = {n: np.ascontiguousarray(v).tobytes() for n, v in padded.items()}
+    gathered: dict[str, set[int]] = {n: set() for n in padded}
     for sg in model.subgraphs:
         for op in sg.operators:
-            if _op_name(model, op.opcodeIndex, schema) != "FULLY_CONNECTED":
-                continue
-            t = sg.tensors[op.inputs[1]]
-            if t.type == schema.TensorType.FLOAT32:
-                return data  # < 1024 weights: the converter kept the matmul float (exact)
-            if t.type != schema.TensorType.INT8:
-                raise ExportError(f"the converter stored the item weights as type {t.type}")
-            t.type = schema.TensorType.INT4
-            quant = schema.QuantizationParametersT()
-            quant.scale, quant.zeroPoint, quant.quantizedDimension = [1.0], [0], 0
-            t.quantization = quant
-            buffers.add(t.buffer)
-    if len(buffers) != 1:
-        raise ExportError(f"expected one item weight buffer, found {len(buffers)}")
-    packed = np.frombuffer(pack_int4(_item_rows(ir)), np.uint8)
-    model.buffers[buffers.pop()].data = packed
+            name = _op_name(model, op.opcodeIndex, schema)
+            if name == "FULLY_CONNECTED":
+                t = sg.tensors[op.inputs[1]]
+                if t.type == schema.TensorType.FLOAT32:
+                    float_item = True  # < 1024 weights: the converter kept the matmul float (exact)
+                    continue
+                if t.type != schema.TensorType.INT8:
+                    raise ExportError(f"the converter stored the item weights as type {t.type}")
+                t.type = schema.TensorType.INT4
+                quant = schema.QuantizationParametersT()
+                quant.scale, quant.zeroPoint, quant.quantizedDimension = [1.0], [0], 0
+                t.quantization = quant
+                item_buffers.add(t.buffer)
+            elif name == "GATHER" and padded:
+                t = sg.tensors[op.inputs[0]]
+                buf = model.buffers[t.buffer].data
+                if t.type != schema.TensorType.INT8 or buf is None or not len(buf):
+                    continue  # not a constant int8 table (the top-k's score and id gathers)
+                table = next((n for n, b in raw.items() if len(buf) == len(b)
+                              and np.asarray(buf, np.uint8).tobytes() == b), None)
+                if table is None:
+                    raise ExportError("an int8 GATHER operand matches no IR table")
+                t.type = schema.TensorType.INT4
+                gathered[table].add(t.buffer)
+    if not float_item and len(item_buffers) != 1:
+        raise ExportError(f"expected one item weight buffer, found {len(item_buffers)}")
+    if item_buffers:
+        model.buffers[item_buffers.pop()].data = np.frombuffer(pack_int4(_item_rows(ir)), np.uint8)
+    for table, bufs in gathered.items():
+        if len(bufs) != 1:
+            raise ExportError(f"expected one {table!r} table buffer, found {len(bufs)}")
+        model.buffers[bufs.pop()].data = np.frombuffer(pack_int4(padded[table]), np.uint8)
     builder = flatbuffers.Builder(len(data))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -234,9 +292,11 @@ def _build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) 
 
     def gather_rows(table: Table, idx: Any) -> Any:
         if table.dtype == "int8":
-            q = tf.constant(_padded(table.values))
+            q = tf.constant(_stored_rows(table))
             s = tf.constant(_padded(table.scale.astype(np.float32)))
             rows = tf.cast(tf.gather(q, idx), tf.float32)
+            if q.shape[1] != table.values.shape[1]:  # int4, odd width: drop the byte padding
+                rows = rows[:, : table.values.shape[1]]
             return rows * tf.reshape(tf.gather_nd(s, tf.reshape(idx, [-1, 1])), [-1, 1])
         return tf.gather(tf.constant(_padded(table.values.astype(np.float32))), idx)
 
@@ -386,8 +446,8 @@ def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> 
     except Exception as e:
         msg = str(e).strip().splitlines()
         raise ExportError(f"TFLite conversion failed: {msg[-1] if msg else type(e).__name__}") from None
-    if weights == INT4_ITEM:
-        data = _store_item_int4(bytes(data), ir)
+    if weights in INT4_WEIGHTS:
+        data = _store_int4(bytes(data), ir, weights)
     return check_model(bytes(data), ir, weights)
 
 
@@ -447,7 +507,7 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
             fc_buffers.add(sg.tensors[producer[0].inputs[0]].buffer)  # float16 storage
         else:
             fc_buffers.add(wt.buffer)
-        if weights == INT4_ITEM and wt.type == schema.TensorType.INT4:
+        if weights in INT4_WEIGHTS and wt.type == schema.TensorType.INT4:
             stored = bytes(model.buffers[wt.buffer].data)
             scales = list(wt.quantization.scale) if wt.quantization else []
             if scales != [1.0] or len(stored) != (want.size + 1) // 2 or not np.array_equal(
@@ -473,9 +533,39 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
             raise ExportError("the converter re-quantized a float32 table scale (DEQUANTIZE found)")
     if len(fc_buffers) != 1:
         raise ExportError(f"the item table is stored {len(fc_buffers)} times in the model file")
+    if weights == INT4:
+        _check_gathered_int4(model, schema, ir)
     if int4_weights:  # one probe for the file: both signatures share the weights and kernel
         activations = _int4_input_scheme(data, ir)
     return TFLiteModel(data=data, activations=activations, weights=weights, ops=ops)
+
+
+def _check_gathered_int4(model: Any, schema: Any, ir: IR) -> None:
+    """An ``int4-per-row`` model gathers ``user`` / ``history_item`` from INT4 tensors holding the
+    IR's integers (unpacked independently of the packer), one buffer each, and from no int8 or
+    float constant."""
+    want = {n: _stored_rows(ir.tables[n]) for n in GATHERED if n in ir.serving_tables()}
+    found: dict[str, set[int]] = {}
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if _op_name(model, op.opcodeIndex, schema) != "GATHER":
+                continue
+            t = sg.tensors[op.inputs[0]]
+            buf = model.buffers[t.buffer].data
+            if buf is None or not len(buf):
+                continue  # a computed operand (the top-k's gathers)
+            if t.type != schema.TensorType.INT4:
+                raise ExportError(f"an int4 model gathers rows from a constant of type {t.type}")
+            stored = np.asarray(buf, np.uint8).tobytes()
+            match = [n for n, v in want.items() if list(t.shape) == list(v.shape)
+                     and len(stored) == (v.size + 1) // 2
+                     and np.array_equal(unpack_int4(stored, v.size), v.ravel())]
+            if not match:
+                raise ExportError("an int4 gathered table differs from the IR's integers")
+            found.setdefault(match[0], set()).add(t.buffer)
+    if set(found) != set(want) or any(len(b) != 1 for b in found.values()):
+        raise ExportError(f"int4 gathered tables: expected {sorted(want)} once each, found "
+                          f"{ {n: len(b) for n, b in found.items()} }")
 
 
 def _check_mlp(model: Any, schema: Any, data: bytes, ops: dict[str, list[str]], ir: IR,

@@ -212,6 +212,28 @@ def test_compile_with_distillation(ckpt) -> None:
                            CompileOptions(dims=4, distill_epochs=1))
 
 
+@pytest.mark.parametrize(("scheme", "bits"), [("int8", 8), ("int4", 4), ("int4-item", None),
+                                             ("float16", None)])
+def test_distillation_is_aware_of_uniform_quantization(ckpt, monkeypatch, scheme, bits) -> None:
+    """The distill pass fake-quantizes to the width every table will have (int8, int4); a mixed
+    scheme (int4-item) or a float one gets a plain distillation."""
+    import edgerec.pipeline as pipeline
+
+    seen: list[int | None] = []
+    real = pipeline.distill
+
+    def spy(ir, reference, **kw):
+        seen.append(kw.get("quant_bits"))
+        return real(ir, reference, **kw)
+
+    monkeypatch.setattr(pipeline, "distill", spy)
+    res = compile_checkpoint(ckpt, CompileOptions(dims=4, max_recall_drop=1.0, distill_epochs=1,
+                                                  distill_users=64, quantize=scheme))
+    assert seen == [bits]
+    if scheme == "int4":
+        assert all(t.bits == 4 for t in res.ir.tables.values())
+
+
 def test_dims_auto_reuses_the_searchs_distillation(ckpt, monkeypatch) -> None:
     """With --dims auto, the chosen width's distillation from the search is the one kept."""
     import edgerec.pipeline as pipeline

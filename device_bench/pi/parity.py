@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-INT8 = ("int8-per-row", "int8-per-row+int4-item")  # integer weights: the exact rule
+INT8 = ("int8-per-row", "int8-per-row+int4-item", "int4-per-row")  # integer weights: the exact rule
 
 
 def _explained(ia: Sequence[Any], sa: Sequence[float], ib: Sequence[Any], sb: Sequence[float],

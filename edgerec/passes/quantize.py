@@ -14,11 +14,11 @@ import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
 
-SCHEMES = ("int8", "int4-item", "float16", "none")
-# IR-only schemes: no exporter stores every table in 4 bits (docs/compression.md), so the CLI
-# does not offer them. ``int4-item`` (the scoring matmul's item table in int4, the gathered
-# tables in int8) is what the TFLite exporter packs two values a byte.
-IR_SCHEMES = (*SCHEMES, "int4")
+SCHEMES = ("int8", "int4-item", "int4", "float16", "none")
+# ``int4-item``: the scoring matmul's item table in int4, the gathered tables in int8; ``int4``:
+# every table in int4. The TFLite exporter packs the int4 tables two values a byte; ONNX and
+# numpy keep the same integers in int8 (docs/compression.md).
+IR_SCHEMES = SCHEMES
 INT4_MAX = 7
 # Clipping ratios tried per row by the int4 quantizer (1.0 = no clipping, the int8 rule).
 _INT4_CLIP = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
@@ -90,8 +90,8 @@ def quantize_table(table: Table, scheme: str) -> Table:
 
 
 def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
-    """Quantize every table of ``ir`` with ``scheme`` (``int8``, ``float16``, ``none``, the IR-only
-    ``int4``, or ``int4-item``: int4 for the dot scorer's ``item`` table, int8 for the rest)."""
+    """Quantize every table of ``ir`` with ``scheme`` (``int8``, ``float16``, ``none``, ``int4``,
+    or ``int4-item``: int4 for the dot scorer's ``item`` table, int8 for the rest)."""
     if scheme not in IR_SCHEMES:
         raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {IR_SCHEMES}")
     if scheme == "int4-item":
