@@ -23,8 +23,14 @@ and converted with builtin ops only. How each table dtype is laid out:
   then the best items inside them), about 40 us faster than one TOPK_V2 over 41k scores
   (docs/export_notes.md).
 
+- int4 (``int4-item``: the item table; ``int4``: every table): converted as int8, then the
+  flatbuffer is rewritten (``_store_int4``): the item weights become an INT4 FULLY_CONNECTED
+  weight (per-tensor scale 1) and, for ``int4``, the gathered tables INT4 GATHER operands (odd
+  widths padded with a zero column, sliced off after the CAST). Scales stay as for int8.
+
 The file is checked after conversion: builtin ops only, one copy of each table, the item
-weights equal the IR's integers, and no table scale was re-quantized.
+weights (and int4 gathered tables) equal the IR's integers, and no table scale was
+re-quantized.
 
 sage / gcn / gat history programs (a new user's last layer, ``_gnn_history``) and the MLP head
 (``_mlp_scores``) are written the same way; their small dense weights stay float32, so an MLP
@@ -132,14 +138,6 @@ def _weights_kind(ir: IR) -> str:
     if bits["item"] == 4 and all(gathered):
         return INT4
     if bits["item"] == 4 and not any(gathered):
-        return INT4_ITEM
-    if 4 in bits.values():
-        raise ExportError(f"tables of mixed widths {bits}: TFLite stores int4 for the item table "
-                          "alone (int4-item) or for every table (int4)")
-    return kind
-    if bits["item"] == 4 and all(b == 4 for n, b in bits.items() if n in GATHERED):
-        return INT4 if any(n in GATHERED for n in bits) else INT4_ITEM
-    if bits["item"] == 4 and not any(b == 4 for n, b in bits.items() if n in GATHERED):
         return INT4_ITEM
     if 4 in bits.values():
         raise ExportError(f"tables of mixed widths {bits}: TFLite stores int4 for the item table "
