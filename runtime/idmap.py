@@ -8,7 +8,7 @@ id is ``str(k)``. As a list plus a dict those cost about 130 bytes an id (9 MB f
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
 
@@ -66,13 +66,13 @@ class DecimalRange(Sequence[str]):
         non-ASCII digits), so the result counts only if it spells ``xs`` back exactly."""
         try:
             ks = list(map(int, xs))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # non-numbers, inf
             return None
         if ks and (min(ks) < 0 or max(ks) >= self.n):
             return None
         return ks if list(map(str, ks)) == xs else None
 
-    def ids_of(self, indices: list[int]) -> list[str]:
+    def ids_of(self, indices: Iterable[int]) -> list[str]:
         """``[self[i] for i in indices]`` for indices already known to lie in range."""
         return list(map(str, indices))
 

@@ -253,6 +253,7 @@ def test_dense_decimal_ids_are_compact_and_behave_like_a_list(tmp_path):
     assert ids.get_all(["0", "29", "5"]) == [0, 29, 5] and ids.get_all([]) == []
     assert ids.get_all(["1", 2]) is None and ids.get_all(["1", "30"]) is None
     assert ids.get_all(["1", "-1"]) is None and ids.get_all(["1", "01"]) is None
+    assert ids.get_all([float("inf")]) is None and ids.get_all([1.0, True, b"1"]) is None
     assert ids.ids_of([0, 29]) == ["0", "29"]
     # any other spelling of the file (here: indented) is read as an ordinary list, same ids
     (path / "items.json").write_text(json.dumps([str(i) for i in range(30)], indent=1))
@@ -262,3 +263,36 @@ def test_dense_decimal_ids_are_compact_and_behave_like_a_list(tmp_path):
     write_manifest(path, man)
     again = load_artifact(path)
     assert isinstance(again.item_ids, list) and again.item_ids == art.item_ids
+
+
+
+
+def test_a_model_that_ignores_its_exclusions_never_leaks_them(ir, tmp_path):
+    """The one-call fast path trusts nothing it has not checked: when the model's top-k holds a
+    seen / history item (a graph that does not mask), the general path takes over and the
+    answer still excludes them, ranked as the model ranks the rest."""
+    r = runtime.load(numpy_artifact(ir, tmp_path / "a"))
+    backend = r._backend()
+    honest = backend.lookup
+    blank = np.full(r.exclude_capacity, r.num_items, np.int32)
+
+    def lookup(user, exclude):  # scores everything: seen items come back
+        return honest(user, blank)
+
+    def history(items, length):  # user 0's unmasked top-k, with the first history item on top
+        scores, top = honest(np.array([0], np.int32), blank)
+        top = top.copy()
+        top[0] = items[0]
+        return scores, top
+
+    backend.lookup, backend.history = lookup, history
+    u = int(np.argmax(np.diff(ir.seen_indptr)))
+    seen = set(ir.seen(u).tolist())
+    unmasked = ids([(int(i), 0.0) for i in honest(np.array([u], np.int32), blank)[1]])
+    got = ids(r.recommend(str(u), K))
+    assert len(got) == K and not set(got) & seen
+    allowed = [i for i in unmasked if i not in seen]
+    assert got[: len(allowed)] == allowed[:K]
+    hist = [3, 7, 11]
+    out = ids(r.recommend_from_history([str(i) for i in hist], K))
+    assert len(out) == K and not set(out) & set(hist)
