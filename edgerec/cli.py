@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from edgerec import __version__
+from edgerec.schemes import SCHEMES
 
 
 def _echo_json(obj: Any) -> None:
@@ -256,7 +257,7 @@ def _pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
 @cli.command("compile")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--quantize", type=click.Choice(["int8", "int4-item", "int4", "float16", "none"]), default="int8",
+@click.option("--quantize", type=click.Choice(list(SCHEMES)), default="int8",
               show_default=True)
 @click.option("--head-keep", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="MLP head: fraction of hidden neurons kept (structured pruning by activation).")

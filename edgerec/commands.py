@@ -12,10 +12,10 @@ import click
 
 from edgerec.atomic_dir import atomic_directory
 from edgerec.cli import _compile_options, _echo_json, _fmt_bytes, _run_compile, _table, cli
+from edgerec.schemes import SCHEMES
 
 TARGETS = ("tflite", "onnx", "numpy")
-QUANT = {"int8": "int8", "int4-item": "int4-item", "int4": "int4", "float16": "float16",
-         "float32": "none"}
+QUANT = {("float32" if s == "none" else s): s for s in SCHEMES}  # export's name for "none"
 
 
 def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: str = "int8",
@@ -49,6 +49,10 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
     extra: dict[str, bytes] = {}
     if with_eval:
         extra["eval.json"] = _eval_bytes(source, ir, data_path, eval_users, history_capacity)
+    # what the IR holds decides the note (an IR directory keeps its own quantization)
+    four = [n for n in ir.serving_tables() if ir.tables[n].bits == 4]
+    note = (None if not four else "the item table keeps its" if four == ["item"]
+            else "the tables keep their")
     manifests: dict[str, dict[str, Any]] = {}
     with atomic_directory(out) as tmp:
         for t in targets:  # one target: the artifact is ``out`` itself (the empty tmp is replaced)
@@ -57,9 +61,8 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
                                      extra_files=extra, metrics=ir.metrics, overwrite=True)
             if not quiet:
                 click.echo(f"{t}: verified against the numpy reference", err=True)
-                if quantize in ("int4-item", "int4") and t != "tflite":
-                    which = "the item table keeps its" if quantize == "int4-item" else "the tables keep their"
-                    click.echo(f"{t}: note: {which} 4-bit values in int8 storage "
+                if note and t != "tflite":
+                    click.echo(f"{t}: note: {note} 4-bit values in int8 storage "
                                "(only the TFLite file packs them two a byte)", err=True)
     return manifests
 

@@ -237,12 +237,13 @@ def _store_int4(data: bytes, ir: IR, weights: str) -> bytes:
                 buf = model.buffers[t.buffer].data
                 if t.type != schema.TensorType.INT8 or buf is None or not len(buf):
                     continue  # not a constant int8 table (the top-k's score and id gathers)
-                table = next((n for n, b in raw.items() if len(buf) == len(b)
-                              and np.asarray(buf, np.uint8).tobytes() == b), None)
-                if table is None:
+                stored = np.asarray(buf, np.uint8).tobytes()
+                tables = [n for n, b in raw.items() if stored == b]
+                if not tables:
                     raise ExportError("an int8 GATHER operand matches no IR table")
                 t.type = schema.TensorType.INT4
-                gathered[table].add(t.buffer)
+                for table in tables:  # byte-identical tables share one buffer
+                    gathered[table].add(t.buffer)
     if not float_item and len(item_buffers) != 1:
         raise ExportError(f"expected one item weight buffer, found {len(item_buffers)}")
     if item_buffers:
@@ -250,7 +251,7 @@ def _store_int4(data: bytes, ir: IR, weights: str) -> bytes:
     for table, bufs in gathered.items():
         if len(bufs) != 1:
             raise ExportError(f"expected one {table!r} table buffer, found {len(bufs)}")
-        model.buffers[bufs.pop()].data = np.frombuffer(pack_int4(padded[table]), np.uint8)
+        model.buffers[next(iter(bufs))].data = np.frombuffer(pack_int4(padded[table]), np.uint8)
     builder = flatbuffers.Builder(len(data))
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
@@ -444,9 +445,25 @@ def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> 
     except Exception as e:
         msg = str(e).strip().splitlines()
         raise ExportError(f"TFLite conversion failed: {msg[-1] if msg else type(e).__name__}") from None
+    if len(fns) == 1:  # the converter names a lone function "serving_default"
+        data = _rename_signature(bytes(data), ir.modes[0])
     if weights in INT4_WEIGHTS:
         data = _store_int4(bytes(data), ir, weights)
     return check_model(bytes(data), ir, weights)
+
+
+def _rename_signature(data: bytes, key: str) -> bytes:
+    """The model's one signature, keyed ``key`` (the mode) as the manifest and runtime expect."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    if len(model.signatureDefs) != 1:
+        raise ExportError(f"expected one signature, the converter wrote {len(model.signatureDefs)}")
+    model.signatureDefs[0].signatureKey = key.encode()
+    builder = flatbuffers.Builder(len(data))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,7 +577,8 @@ def _check_gathered_int4(model: Any, schema: Any, ir: IR) -> None:
                      and np.array_equal(unpack_int4(stored, v.size), v.ravel())]
             if not match:
                 raise ExportError("an int4 gathered table differs from the IR's integers")
-            found.setdefault(match[0], set()).add(t.buffer)
+            for name in match:  # byte-identical tables share one buffer
+                found.setdefault(name, set()).add(t.buffer)
     if set(found) != set(want) or any(len(b) != 1 for b in found.values()):
         raise ExportError(f"int4 gathered tables: expected {sorted(want)} once each, found "
                           f"{ {n: len(b) for n, b in found.items()} }")

@@ -53,7 +53,8 @@ class DecimalRange(Sequence[str]):
 
     def get(self, x: Any, default: Any = None) -> Any:
         """The index of the string id ``x`` (exact match only, as a dict lookup would)."""
-        if type(x) is not str or not (x.isascii() and x.isdigit()) or (len(x) > 1 and x[0] == "0"):
+        if type(x) is not str or not (x.isascii() and x.isdigit()) or (len(x) > 1 and x[0] == "0") \
+                or len(x) > len(str(self.n)):  # also keeps int() below Python's digit limit
             return default
         k = int(x)
         return k if k < self.n else default
@@ -64,9 +65,14 @@ class DecimalRange(Sequence[str]):
         One pass in C instead of a :meth:`get` per id (about 5x faster for a 25-item history):
         ``int`` accepts spellings :meth:`get` refuses (``" 7"``, ``"+7"``, ``"0_7"``, ``"07"``,
         non-ASCII digits), so the result counts only if it spells ``xs`` back exactly."""
+        if not all(type(x) is str for x in xs):  # exactly what get() takes: no subclasses
+            return None
+        width = len(str(self.n))
+        if any(len(x) > width for x in xs):  # never a valid id; keeps int() cheap and in range
+            return None
         try:
             ks = list(map(int, xs))
-        except (TypeError, ValueError, OverflowError):  # non-numbers, inf
+        except ValueError:
             return None
         if ks and (min(ks) < 0 or max(ks) >= self.n):
             return None

@@ -395,9 +395,10 @@ def test_int4_item_with_an_odd_width_is_exact_in_both_kernels(tmp_path: Path) ->
     assert np.mean(overlap) >= 0.95  # XNNPACK rounds the user vector its own way: near, not exact
 
 
-def test_int4_item_needs_the_dot_scorer() -> None:
-    with pytest.raises(ValueError, match="MLP"):
-        quantize(make_ir().replace(scorer={"kind": "mlp", "hidden": 8}), "int4-item")
+@pytest.mark.parametrize("scheme", ["int4-item", "int4"])
+def test_int4_needs_the_dot_scorer(scheme: str) -> None:
+    with pytest.raises(ValueError, match=f"{scheme} .*MLP"):
+        quantize(make_ir().replace(scorer={"kind": "mlp", "hidden": 8}), scheme)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
@@ -434,3 +435,33 @@ def test_int4_item_names_the_input_scheme_the_builtin_kernel_uses(tmp_path: Path
     for mode in ir.modes:
         r = m["metrics"]["parity"]["modes"][mode]
         assert r["exact_match_rate"] >= 0.99 and r["max_relative_score_error"] < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["lookup", "history"])
+@pytest.mark.parametrize("scheme", ["int8", "int4"])
+def test_single_mode_tflite_artifacts(tmp_path: Path, mode: str, scheme: str) -> None:
+    """--mode lookup / history: the converter names a lone signature "serving_default"; the
+    exporter keys it by the mode, as the manifest and the runtime expect."""
+    pytest.importorskip("tensorflow")
+    import runtime
+
+    ir = quantize(make_ir(num_users=40, num_items=3000, dim=16, seed=4, modes=(mode,)), scheme)[0]
+    m = export_ir(ir, tmp_path / "a", "tflite", k=K, history_capacity=8)
+    assert m["modes"] == [mode] and m["signatures"][mode]["key"] == mode
+    assert m["metrics"]["parity"]["modes"][mode]["exact_match_rate"] >= 0.99
+    rec = runtime.load(tmp_path / "a")
+    got = rec.recommend("3", K) if mode == "lookup" else rec.recommend_from_history(["3", "9"], K)
+    assert len(got) == K
+
+
+
+def test_int4_tables_with_identical_bytes_share_a_buffer(tmp_path: Path) -> None:
+    """When the user and history tables hold the same integers (same shape too) the converter
+    may store one buffer for both; the int4 rewrite packs it once and the check accepts it."""
+    pytest.importorskip("tensorflow")
+    ir = quantize(make_ir(num_users=1100, num_items=1100, dim=16, seed=6), "int4")[0]
+    ir = ir.replace(tables={**ir.tables, "user": ir.tables["history_item"]})
+    m = export_ir(ir, tmp_path / "a", "tflite", k=K, history_capacity=8)
+    assert m["quantization"]["weights"] == "int4-per-row"
+    for mode in ir.modes:
+        assert m["metrics"]["parity"]["modes"][mode]["exact_match_rate"] >= 0.99

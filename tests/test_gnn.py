@@ -205,8 +205,9 @@ def test_compile_pipeline(ckpts, kind: str, tmp_path: Path) -> None:
                                                                    abs=1e-6)
     with pytest.raises(EdgerecError, match="dims"):
         compile_checkpoint(ck, CompileOptions(dims=4, force=True, guard_sample=50))
-    with pytest.raises(EdgerecError, match="int4-item.*MLP"):  # refused before any pass runs
-        compile_checkpoint(ck, CompileOptions(quantize="int4-item", force=True, guard_sample=50))
+    for scheme in ("int4-item", "int4"):  # refused before any pass runs
+        with pytest.raises(EdgerecError, match=f"{scheme} .*MLP"):
+            compile_checkpoint(ck, CompileOptions(quantize=scheme, force=True, guard_sample=50))
 
 
 def test_dot_sage_keeps_svd_pruning_exact(ckpts) -> None:

@@ -254,6 +254,17 @@ def test_dense_decimal_ids_are_compact_and_behave_like_a_list(tmp_path):
     assert ids.get_all(["1", 2]) is None and ids.get_all(["1", "30"]) is None
     assert ids.get_all(["1", "-1"]) is None and ids.get_all(["1", "01"]) is None
     assert ids.get_all([float("inf")]) is None and ids.get_all([1.0, True, b"1"]) is None
+
+    class S(str):
+        pass
+
+    # exactly what the per-id path takes: a str subclass or a huge number is never an id
+    assert ids.get_all([S("1"), S("2")]) is None and ids.get(S("1")) is None
+    for bad in ([S("1"), S("2")], [S("1"), 2], ["1" * 5000]):
+        with pytest.raises(UnknownIdError, match="unknown item id"):
+            r.recommend_from_history(bad, k=5)
+    with pytest.raises(UnknownIdError, match="unknown user id"):
+        r.recommend("9" * 5000, k=5)
     assert ids.ids_of([0, 29]) == ["0", "29"]
     # any other spelling of the file (here: indented) is read as an ordinary list, same ids
     (path / "items.json").write_text(json.dumps([str(i) for i in range(30)], indent=1))
@@ -265,12 +276,10 @@ def test_dense_decimal_ids_are_compact_and_behave_like_a_list(tmp_path):
     assert isinstance(again.item_ids, list) and again.item_ids == art.item_ids
 
 
-
-
 def test_a_model_that_ignores_its_exclusions_never_leaks_them(ir, tmp_path):
-    """The one-call fast path trusts nothing it has not checked: when the model's top-k holds a
-    seen / history item (a graph that does not mask), the general path takes over and the
-    answer still excludes them, ranked as the model ranks the rest."""
+    """The runtime checks the model's top-k against the exclusions itself: when it holds a seen
+    or history item (a graph that does not mask), the answer still excludes them, ranked as
+    the model ranks the rest, topped up with popular items."""
     r = runtime.load(numpy_artifact(ir, tmp_path / "a"))
     backend = r._backend()
     honest = backend.lookup

@@ -13,12 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
+from edgerec.schemes import SCHEMES
 
-SCHEMES = ("int8", "int4-item", "int4", "float16", "none")
-# ``int4-item``: the scoring matmul's item table in int4, the gathered tables in int8; ``int4``:
-# every table in int4. The TFLite exporter packs the int4 tables two values a byte; ONNX and
-# numpy keep the same integers in int8 (docs/compression.md).
-IR_SCHEMES = SCHEMES
 INT4_MAX = 7
 # Clipping ratios tried per row by the int4 quantizer (1.0 = no clipping, the int8 rule).
 _INT4_CLIP = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
@@ -86,17 +82,17 @@ def quantize_table(table: Table, scheme: str) -> Table:
         return Table(values.astype(np.float16))
     if scheme == "none":
         return Table(values)
-    raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {IR_SCHEMES}")
+    raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
 
 
 def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
     """Quantize every table of ``ir`` with ``scheme`` (``int8``, ``float16``, ``none``, ``int4``,
     or ``int4-item``: int4 for the dot scorer's ``item`` table, int8 for the rest)."""
-    if scheme not in IR_SCHEMES:
-        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {IR_SCHEMES}")
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
+    if scheme in ("int4-item", "int4") and ir.scorer.get("kind") == "mlp":
+        raise ValueError(f"{scheme} quantizes the dot scorer's tables; this IR scores with an MLP")
     if scheme == "int4-item":
-        if ir.scorer.get("kind") == "mlp":
-            raise ValueError("int4-item quantizes the dot scorer's item table; this IR scores with an MLP")
         tables = {name: quantize_table(t, "int4" if name == "item" else "int8")
                   for name, t in ir.tables.items()}
     else:
