@@ -187,6 +187,22 @@ class Recommender:
         mask[indices] = True
         return _Mask(mask), mask
 
+    def _direct(self, scores: np.ndarray, items: np.ndarray, k: int,
+                excluded: Iterable[int]) -> list[Recommendation] | None:
+        """The answer in one pass when the graph held every exclusion and its first k outputs
+        are k real items, none excluded (the common case); None leaves it to ``_collect``."""
+        if scores.ndim != 1 or scores.shape != items.shape:
+            return None
+        s = scores[:k].tolist()
+        idx = items[:k].tolist()
+        if (len(s) < k or not all(map(MASKED_SCORE.__lt__, s)) or min(idx) < 0
+                or max(idx) >= self.num_items or not set(idx).isdisjoint(excluded)):
+            return None
+        ids = self._item_ids
+        if isinstance(ids, DecimalRange):
+            return list(zip(ids.ids_of(idx), s, strict=True))
+        return [(ids[i], x) for i, x in zip(idx, s, strict=True)]
+
     def _collect(self, scores: np.ndarray, items: np.ndarray, banned: Container[int], k: int,
                  picked: list[tuple[int, float]], outside: int) -> tuple[list[int], float | None]:
         """Append the model's valid, allowed items to ``picked`` (up to k); return the banned
@@ -217,20 +233,31 @@ class Recommender:
     def _lookup(self, u: int, excluded: np.ndarray, k: int) -> list[Recommendation]:
         k = min(k, self.k)
         E, pad = self.exclude_capacity, self.num_items
+        bufs = self._inputs()
+        user, buf = bufs["user"], bufs["exclude"]
+        user[0] = u
+        first = None
+        if excluded.size <= E:  # every exclusion fits in the graph: usually one call answers
+            buf.fill(pad)
+            buf[: excluded.size] = excluded
+            first = self._backend().lookup(user, buf)
+            out = self._direct(*first, k, excluded.tolist())
+            if out is not None:
+                return out
         banned, mask = self._exclusion(excluded)
         try:
             backend = self._backend()
-            bufs = self._inputs()
-            user, buf = bufs["user"], bufs["exclude"]
-            user[0] = u
             in_graph = excluded[:E]
             forced: list[int] = []  # banned items seen crowding the top-k, most urgent first
             low: float | None = None
             picked: list[tuple[int, float]] = []
             for _ in range(_MAX_ROUNDS):
-                buf.fill(pad)
-                buf[: in_graph.size] = in_graph
-                scores, items = backend.lookup(user, buf)
+                if first is not None:  # the one-call path's outputs, for in_graph == excluded
+                    (scores, items), first = first, None
+                else:
+                    buf.fill(pad)
+                    buf[: in_graph.size] = in_graph
+                    scores, items = backend.lookup(user, buf)
                 picked = []
                 hits, low = self._collect(scores, items, banned, k, picked, excluded.size - in_graph.size)
                 if len(picked) >= k or not hits or low is None:
@@ -263,9 +290,15 @@ class Recommender:
         buf.fill(pad)
         buf[: len(window)] = window
         length[0] = len(window)
+        first = None
+        if len(hist) <= C:  # the whole history is in the graph: usually one call answers
+            first = self._backend().history(buf, length)
+            out = self._direct(*first, k, hist)
+            if out is not None:
+                return out
         banned, mask = self._exclusion(hist)
         try:
-            scores, items = self._backend().history(buf, length)
+            scores, items = first if first is not None else self._backend().history(buf, length)
             picked: list[tuple[int, float]] = []
             hits, low = self._collect(scores, items, banned, k, picked, len(hist) - len(window))
             if len(picked) < k and hits and low is not None:
