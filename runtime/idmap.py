@@ -65,16 +65,17 @@ class DecimalRange(Sequence[str]):
         One pass in C instead of a :meth:`get` per id (about 5x faster for a 25-item history):
         ``int`` accepts spellings :meth:`get` refuses (``" 7"``, ``"+7"``, ``"0_7"``, ``"07"``,
         non-ASCII digits), so the result counts only if it spells ``xs`` back exactly."""
-        if not all(type(x) is str for x in xs):  # exactly what get() takes: no subclasses
-            return None
-        width = len(str(self.n))
-        if any(len(x) > width for x in xs):  # never a valid id; keeps int() cheap and in range
+        if not xs:
+            return []
+        # exactly what get() takes (str, no subclasses), no longer than any index (keeps int()
+        # cheap and in range); map/set/max keep these checks in C too
+        if set(map(type, xs)) != {str} or max(map(len, xs)) > len(str(self.n)):
             return None
         try:
             ks = list(map(int, xs))
         except ValueError:
             return None
-        if ks and (min(ks) < 0 or max(ks) >= self.n):
+        if min(ks) < 0 or max(ks) >= self.n:
             return None
         return ks if list(map(str, ks)) == xs else None
 
