@@ -78,7 +78,7 @@ class Recommender:
         seen = self.artifact.seen(u)
         if exclude is not None:
             extra = np.asarray(self._items(exclude, "exclude"), dtype=np.int32)
-            seen = np.unique(np.concatenate([seen, extra])) if extra.size else seen
+            seen = _union(seen, extra) if extra.size else seen
         return self._lookup(u, seen, k)
 
     def recommend_many(self, user_ids: Iterable[Id], k: int = 10) -> list[list[Recommendation]]:
@@ -378,6 +378,12 @@ def _as_list(ids: Any, what: str) -> list[Any]:
     if isinstance(ids, str | bytes | dict) or not isinstance(ids, Iterable):
         raise InvalidArgumentError(f"{what} must be a list of ids, got {type(ids).__name__}")
     return list(ids)
+
+
+def _union(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of ``a`` and ``b`` (``np.unique`` would import numpy.ma: 1.3 MiB)."""
+    s = np.sort(np.concatenate([a.astype(np.int32), b.astype(np.int32)]))
+    return s[np.concatenate([[True], s[1:] != s[:-1]])] if s.size else s
 
 
 def _dedupe_keep_last(idx: list[int]) -> list[int]:

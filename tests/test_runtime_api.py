@@ -56,6 +56,29 @@ def test_import_is_numpy_only():
                           check=True).stdout.strip() == "[]"
 
 
+def test_loading_and_serving_import_nothing_heavy(ir, tmp_path):
+    """numpy.ma (pulled in by np.unique, 1.3 MiB of RSS) is never imported by load or requests:
+    device_bench would count it as the model's memory. A repeated popular item is still refused."""
+    import subprocess
+    import sys
+
+    art = numpy_artifact(ir, tmp_path / "a")
+    code = ("import sys, runtime; r = runtime.load(sys.argv[1]); u = r.artifact.user_ids[0]; "
+            "r.recommend(u, 5); r.recommend(u, 5, exclude=['1', '2', '1']); "
+            "r.recommend_from_history(['3', '4'], 5); print('numpy.ma' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(art)], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+    pop = np.load(art / "popular.npy")
+    np.save(art / "popular.npy", np.concatenate([pop[:3], pop[:1]]))
+    man = json.loads((art / "manifest.json").read_text())
+    from runtime.artifact import ArtifactError, write_manifest
+
+    write_manifest(art, man)
+    with pytest.raises(ArtifactError, match="repeats items"):
+        runtime.load(art)
+
+
 def test_lookup_matches_brute_force_and_excludes_seen(ir, rec):
     assert rec.backend_name == "reference"
     for u in range(ir.num_users):
