@@ -394,3 +394,22 @@ def test_exact_runs_tflite_on_the_builtin_kernels(tmp_path):
     rep = json.loads(out.read_text())
     validate_report(rep)
     assert rep["settings"]["exact"] is True and rep["targets"][0]["error"] is None
+
+
+def test_the_baseline_process_imports_what_the_measuring_does(numpy_artifact, tmp_path):
+    """A target's memory is its worker's peak minus the baseline's: every module the worker's own
+    measuring imports (numpy.random for the inputs, numpy.ma inside np.percentile) must be in
+    the baseline too. Worker-only modules may be the runtime's (the target's own cost) and what
+    the report's version lookup loads after the measurement window."""
+    art, _ = numpy_artifact
+    show = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+    worker = (f"import device_bench.worker as w; w.main([{str(art)!r}, '--out', "
+              f"{str(tmp_path / 'w.json')!r}, '--requests', '20', '--warmup', '2']); {show}")
+    base = (f"import device_bench.baseline as b; b.main(['--out', {str(tmp_path / 'b.json')!r}]); "
+            f"{show}")
+    mods = [set(json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                          text=True, check=True).stdout.strip().splitlines()[-1]))
+            for code in (worker, base)]
+    extra = {m for m in mods[0] - mods[1]  # mmap: the numpy target memory-maps its tables
+             if m != "mmap" and not m.startswith(("runtime.", "email.", "importlib.metadata"))}
+    assert not extra, sorted(extra)
