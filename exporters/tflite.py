@@ -208,7 +208,6 @@ def _store_int4(data: bytes, ir: IR, weights: str) -> bytes:
     for ``int4-per-row``, the GATHER operands ``user`` / ``history_item`` (no quantization
     parameters: GATHER hands the integers to the CAST, the per-row scale is gathered as for
     int8). Every table keeps one buffer, shared by the signatures that read it."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(data, 0)
@@ -252,7 +251,14 @@ def _store_int4(data: bytes, ir: IR, weights: str) -> bytes:
         if len(bufs) != 1:
             raise ExportError(f"expected one {table!r} table buffer, found {len(bufs)}")
         model.buffers[next(iter(bufs))].data = np.frombuffer(pack_int4(padded[table]), np.uint8)
-    builder = flatbuffers.Builder(len(data))
+    return _pack(model, len(data))
+
+
+def _pack(model: Any, size_hint: int) -> bytes:
+    """A rewritten flatbuffer model (``schema.ModelT``) serialized again."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
 
@@ -454,16 +460,13 @@ def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> 
 
 def _rename_signature(data: bytes, key: str) -> bytes:
     """The model's one signature, keyed ``key`` (the mode) as the manifest and runtime expect."""
-    import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     if len(model.signatureDefs) != 1:
         raise ExportError(f"expected one signature, the converter wrote {len(model.signatureDefs)}")
     model.signatureDefs[0].signatureKey = key.encode()
-    builder = flatbuffers.Builder(len(data))
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
+    return _pack(model, len(data))
 
 
 # ---------------------------------------------------------------------------------------------
