@@ -24,6 +24,7 @@ from edgerec.passes.precompute_gnn import precompute_gnn
 from edgerec.passes.prune import drop_cold_items, energy_dims, prune
 from edgerec.passes.prune_channels import finetune_head, prune_encoder_channels, prune_head
 from edgerec.passes.quantize import quantize
+from edgerec.schemes import DOT_SCORER_ONLY
 
 
 @dataclass
@@ -71,7 +72,7 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if options.distill_epochs > 0 and ckpt.config.get("model", "lightgcn") != "lightgcn":
         raise EdgerecError("--distill-epochs needs a LightGCN model (a dot-product scorer and the "
                            f"LightGCN history fold), not {ckpt.config.get('model')!r}")
-    if options.quantize in ("int4-item", "int4") and ckpt.config.get("head", "dot") == "mlp":
+    if options.quantize in DOT_SCORER_ONLY and ckpt.config.get("head", "dot") == "mlp":
         raise EdgerecError(f"--quantize {options.quantize} packs the dot scorer's tables; this model "
                            "scores with an MLP head (use int8)")
     reports: list[PassReport] = []

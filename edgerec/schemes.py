@@ -7,3 +7,4 @@ keep the same integers in int8 (docs/compression.md).
 """
 
 SCHEMES = ("int8", "int4-item", "int4", "float16", "none")
+DOT_SCORER_ONLY = ("int4-item", "int4")  # pack the dot scorer's tables: refused for MLP heads

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -198,10 +198,7 @@ class Recommender:
         if (len(s) < k or not all(map(MASKED_SCORE.__lt__, s)) or min(idx) < 0
                 or max(idx) >= self.num_items or not set(idx).isdisjoint(excluded)):
             return None
-        ids = self._item_ids
-        if isinstance(ids, DecimalRange):
-            return list(zip(ids.ids_of(idx), s, strict=True))
-        return [(ids[i], x) for i, x in zip(idx, s, strict=True)]
+        return self._named(idx, s)
 
     def _collect(self, scores: np.ndarray, items: np.ndarray, banned: Container[int], k: int,
                  picked: list[tuple[int, float]], outside: int) -> tuple[list[int], float | None]:
@@ -325,10 +322,18 @@ class Recommender:
         return out
 
     def _finish(self, picked: list[tuple[int, float]]) -> list[Recommendation]:
+        if not picked:
+            return []
+        idx, scores = zip(*picked, strict=True)
+        return self._named(idx, scores)
+
+    def _named(self, idx: Sequence[int], scores: Sequence[float]) -> list[Recommendation]:
+        """``(item id, score)`` pairs for dense indices already range-checked (by _direct,
+        _collect or _fill_popular)."""
         ids = self._item_ids
-        if isinstance(ids, DecimalRange):  # indices were range-checked in _collect/_popular
-            return list(zip(ids.ids_of([i for i, _ in picked]), [s for _, s in picked], strict=True))
-        return [(ids[i], s) for i, s in picked]
+        if isinstance(ids, DecimalRange):
+            return list(zip(ids.ids_of(idx), scores, strict=True))
+        return [(ids[i], s) for i, s in zip(idx, scores, strict=True)]
 
 
 def _index(ids: list[Id] | DecimalRange) -> Any:

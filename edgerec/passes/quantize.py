@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
-from edgerec.schemes import SCHEMES
+from edgerec.schemes import DOT_SCORER_ONLY, SCHEMES
 
 INT4_MAX = 7
 # Clipping ratios tried per row by the int4 quantizer (1.0 = no clipping, the int8 rule).
@@ -90,7 +90,7 @@ def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
     or ``int4-item``: int4 for the dot scorer's ``item`` table, int8 for the rest)."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
-    if scheme in ("int4-item", "int4") and ir.scorer.get("kind") == "mlp":
+    if scheme in DOT_SCORER_ONLY and ir.scorer.get("kind") == "mlp":
         raise ValueError(f"{scheme} quantizes the dot scorer's tables; this IR scores with an MLP")
     if scheme == "int4-item":
         tables = {name: quantize_table(t, "int4" if name == "item" else "int8")
