@@ -51,6 +51,7 @@ from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
 
 MASK = np.float32(-1e9)
+LOWEST = np.finfo(np.float32).min  # a floored top-k candidate: never selected (see _block_top_k)
 INT4_ITEM = "int8-per-row+int4-item"  # the item matmul's weights in int4, gathered tables int8
 INT4 = "int4-per-row"  # every table in int4: the matmul's weights and the gathered tables
 INT4_WEIGHTS = (INT4_ITEM, INT4)  # the item matmul stored as an INT4 tensor
@@ -78,10 +79,15 @@ def _block_top_k(tf: Any, s: Any, k: int) -> tuple[Any, Any]:
     TOPK_V2 ranks them (tests compare with a stable sort, ties included)."""
     nb = int(s.shape[0]) // BLOCK
     blocks = tf.reshape(s, [nb, BLOCK])
-    _, best = tf.math.top_k(tf.reduce_max(blocks, axis=1), k=k)
+    maxima, best = tf.math.top_k(tf.reduce_max(blocks, axis=1), k=k)
     best = tf.sort(best)  # candidates in index order: equal scores rank lowest index first,
     # as one TOPK_V2 over all scores (and the numpy and ONNX backends) would rank them
     candidates = tf.reshape(tf.gather(blocks, best), [k * BLOCK])
+    # the k-th best block maximum: k distinct scores reach it, so every top-k score does too.
+    # Candidates below it are floored, which leaves the last TOPK_V2 about 2k real contenders
+    # instead of k * BLOCK (fewer heap updates: about 5 us of 45 on Gowalla)
+    floor = maxima[k - 1]
+    candidates = tf.where(candidates >= floor, candidates, tf.constant(LOWEST))
     values, pos = tf.math.top_k(candidates, k=k, sorted=True)
     ids = tf.reshape(best, [k, 1]) * BLOCK + tf.reshape(tf.range(BLOCK, dtype=tf.int32), [1, BLOCK])
     return values, tf.gather(tf.reshape(ids, [k * BLOCK]), pos)
