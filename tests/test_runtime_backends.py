@@ -196,3 +196,52 @@ def test_a_model_the_interpreter_cannot_prepare_fails_in_load(ir, target_art):
 
     with pytest.raises(ArtifactError, match="cannot prepare the model: RuntimeError: Failed to prepare node 3"):
         TFLiteBackend("litert", Broken, OpResolverType.AUTO, load_artifact(art), 1)
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int4"])
+def test_repacked_weights_leave_the_resident_set(scheme, tmp_path):
+    """With XNNPACK the file's copy of the scoring weights is dropped from the process after
+    load: the range found is the item table's integers, its pages leave the process's page
+    tables, nothing reads them back over requests, and the answers are those of a load that
+    keeps them."""
+    from exporters.tflite import _item_rows, pack_int4
+    from runtime.backends import _repacked
+
+    if not Path("/proc/self/pagemap").exists():
+        pytest.skip("no /proc/self/pagemap here")
+    ir = small_ir(scheme, num_users=40, num_items=6000, dim=16, seed=2)
+    art = exported_artifact(ir, tmp_path / "a", "tflite")
+    path = art / "model.tflite"
+    ((start, length),) = _repacked.fully_connected_weights(path)
+    rows = _item_rows(ir).astype(np.int8)
+    want = pack_int4(rows) if scheme == "int4" else rows.tobytes()
+    assert path.read_bytes()[start:start + length] == want
+
+    def mapped() -> int:  # bytes of the weights' pages in this process's page tables
+        total = 0
+        with open("/proc/self/pagemap", "rb") as pm:
+            for lo, _hi, offset in _repacked.file_mappings(path):
+                a = lo + start - offset
+                pages = range(a // _repacked.PAGE, (a + length - 1) // _repacked.PAGE + 1)
+                pm.seek(pages[0] * 8)
+                entries = np.frombuffer(pm.read(8 * len(pages)), np.uint64)
+                total += int((entries >> np.uint64(63)).sum()) * _repacked.PAGE  # bit 63: present
+        return total
+
+    rec = runtime.load(art)
+    assert rec._backend().released_bytes >= length - 2 * _repacked.PAGE
+    exact = runtime.load(art, exact=True)
+    assert exact._backend().released_bytes == 0  # the builtin kernels read the file every call
+    del exact
+    rng = np.random.default_rng(0)
+    for u in range(ir.num_users):
+        rec.recommend(u, k=K)
+        rec.recommend_from_history([int(i) for i in rng.choice(ir.num_items, 5, replace=False)], k=K)
+    assert mapped() <= 2 * _repacked.PAGE  # at most the two partial pages at the ends
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_repacked, "release", lambda path, mappings: 0)
+        kept = runtime.load(art)
+        assert kept._backend().released_bytes == 0
+        assert mapped() >= length - 2 * _repacked.PAGE  # this check sees pages that are there
+        for u in range(ir.num_users):
+            assert rec.recommend(u, k=K) == kept.recommend(u, k=K)

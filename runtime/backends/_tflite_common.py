@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from runtime.artifact import Artifact, check_model_io
+from runtime.backends import _repacked
 from runtime.errors import ArtifactError
 
 
@@ -20,18 +21,21 @@ class TFLiteBackend:
     (``metrics.parity.default_delegates``). ``exact=True`` uses the builtin kernels only, whose
     arithmetic ``quantization.activations`` describes bit for bit (XNNPACK rounds the
     dynamically quantized user vector differently, so a near-tie in the top-k can swap).
+    With XNNPACK, the file's pages of the weights it has repacked are given back after load
+    (``released_bytes``; see ``runtime/backends/_repacked.py``).
     """
 
     thread_safe = False
 
     def __init__(self, name: str, interpreter_cls: Any, resolver: Any, artifact: Artifact,
-                 num_threads: int | None) -> None:
+                 num_threads: int | None, repacks: bool = False) -> None:
         self.name = name
         m = artifact.manifest
         files = {m["signatures"][mode]["file"] for mode in m["modes"]}
         if len(files) != 1:
             raise ArtifactError(f"{artifact.root}: a tflite artifact has one model file, got {sorted(files)}")
         path = artifact.path(files.pop())
+        before = _repacked.file_mappings(path) if repacks else set()
         try:
             self._interp = interpreter_cls(model_path=str(path), num_threads=num_threads,
                                            experimental_op_resolver_type=resolver)
@@ -51,6 +55,10 @@ class TFLiteBackend:
             self._calls = {mode: _fast_call(runner) or runner for mode, runner in self._runners.items()}
         except Exception as e:
             raise ArtifactError(f"{path}: the interpreter cannot prepare the model: {_line(e)}") from None
+        # every subgraph is prepared, so XNNPACK holds its packed weights: this interpreter's
+        # own mapping of the file (the one that appeared while it loaded) can let them go
+        self.released_bytes = (_repacked.release(path, _repacked.file_mappings(path) - before)
+                               if repacks else 0)
 
     def lookup(self, user: np.ndarray, exclude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._run("lookup", user=user, exclude=exclude)

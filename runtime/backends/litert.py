@@ -20,4 +20,4 @@ def create(artifact: Artifact, num_threads: int | None, exact: bool = False) -> 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if exact else OpResolverType.AUTO
-    return TFLiteBackend("litert", Interpreter, resolver, artifact, num_threads)
+    return TFLiteBackend("litert", Interpreter, resolver, artifact, num_threads, repacks=not exact)
