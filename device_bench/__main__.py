@@ -23,6 +23,7 @@ import runtime
 from device_bench import evalfile
 from device_bench.machine import machine_info
 from device_bench.report import REPORT_FORMAT, REPORT_FORMAT_VERSION, validate_report
+from runtime import MAX_THREADS
 
 
 class UsageError(Exception):
@@ -84,6 +85,8 @@ def check_args(args: argparse.Namespace) -> None:
     for name in ("requests", "batch", "threads"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.threads > MAX_THREADS:
+        raise UsageError(f"--threads must be at most {MAX_THREADS}, got {args.threads}")
     if args.warmup < 0:
         raise UsageError(f"--warmup must be at least 0, got {args.warmup}")
     for a in args.artifacts:

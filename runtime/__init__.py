@@ -29,6 +29,11 @@ from runtime.recommender import Recommender, Session
 
 __version__ = "0.1.0"
 
+# Interpreter threads per call. The interpreters start one OS thread per requested thread
+# (LiteRT's XNNPACK pool, each ONNX Runtime session), so an absurd count exhausts the process
+# (100,000 made LiteRT segfault at teardown and ONNX Runtime hang): far above any device's cores.
+MAX_THREADS = 256
+
 
 def load(path: str | os.PathLike[str], backend: str = "auto", num_threads: int | None = None,
          activations: str | None = None, exact: bool = False) -> Recommender:
@@ -47,8 +52,9 @@ def load(path: str | os.PathLike[str], backend: str = "auto", num_threads: int |
     if not isinstance(backend, str):
         raise InvalidArgumentError(f"backend must be a string, got {type(backend).__name__}")
     if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
-                                    or num_threads < 1):
-        raise InvalidArgumentError(f"num_threads must be a positive integer or None, got {num_threads!r}")
+                                    or not 1 <= num_threads <= MAX_THREADS):
+        raise InvalidArgumentError(f"num_threads must be an integer in 1..{MAX_THREADS} or None, "
+                                   f"got {num_threads!r}")
     if not isinstance(path, str | os.PathLike):
         raise InvalidArgumentError(f"path must be a directory path, got {type(path).__name__}")
     artifact = load_artifact(path)

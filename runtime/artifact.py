@@ -235,13 +235,14 @@ def program(m: dict[str, Any]) -> tuple[str, str]:
     ``history`` blocks: ``{"kind": "dot"}`` or ``{"kind": "mlp", "hidden": h, "activation":
     "relu"}``; ``{"kind": "lightgcn"|"sage"|"gcn"|"gat", ...}`` (gat: ``negative_slope``)."""
     sc = m.get("scorer", {"kind": "dot"})
-    _need(isinstance(sc, dict) and sc.get("kind") in SCORER_TABLES,
+    _need(isinstance(sc, dict) and isinstance(sc.get("kind"), str) and sc["kind"] in SCORER_TABLES,
           f"'scorer' must be an object with kind in {list(SCORER_TABLES)}, got {sc!r}")
     if sc["kind"] == "mlp":
         _need(_is_int(sc.get("hidden")) and sc["hidden"] >= 1 and sc.get("activation", "relu") == "relu",
               f"an 'mlp' scorer needs an integer 'hidden' >= 1 and activation 'relu', got {sc!r}")
     hi = m.get("history", {"kind": "lightgcn"})
-    _need(isinstance(hi, dict) and hi.get("kind", "lightgcn") in HISTORY_TABLES,
+    _need(isinstance(hi, dict) and isinstance(hi.get("kind", "lightgcn"), str)
+          and hi.get("kind", "lightgcn") in HISTORY_TABLES,
           f"'history' must be an object with kind in {list(HISTORY_TABLES)}, got {hi!r}")
     slope = hi.get("negative_slope", 0.2)
     _need(isinstance(slope, int | float) and not isinstance(slope, bool) and math.isfinite(slope),

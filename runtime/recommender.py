@@ -101,7 +101,12 @@ class Recommender:
         return Session(self, self._items(history, "history"))
 
     def item_id(self, index: int) -> Id:
-        return self._item_ids[index]
+        """The id of the item at dense ``index`` (0 <= index < num_items)."""
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) \
+                or not 0 <= index < self.num_items:
+            raise InvalidArgumentError(f"item index must be an integer in 0..{self.num_items - 1}, "
+                                       f"got {index!r}")
+        return self._item_ids[int(index)]
 
     # -- argument checking -------------------------------------------------------------------
 

@@ -86,6 +86,8 @@ def test_unknown_format_version(art):
     ("exclude_capacity", 7, "signatures.lookup.inputs"),
     ("files", [], "'files' must be"),
     ("seen", "x", "'seen' must be"),
+    ("scorer", {"kind": ["dot"]}, "'scorer' must be an object"),  # unhashable kinds: no TypeError
+    ("history", {"kind": {}}, "'history' must be an object"),
 ])
 def test_schema_errors(art, key, value, match):
     m = manifest(art)
@@ -197,6 +199,12 @@ def test_argument_errors(base):
     raises(InvalidArgumentError, "exclude must be a list", rec.recommend, 1, exclude="3")
     raises(InvalidArgumentError, "item id must be a string or an integer", rec.session().add, 1.0)
     assert issubclass(UnknownIdError, LookupError) and issubclass(InvalidArgumentError, ValueError)
+    assert rec.item_id(0) == rec.item_id(np.int64(0))
+    for index in (-1, rec.num_items, 10**9, True, 1.0, "0"):  # no negative indexing either
+        raises(InvalidArgumentError, "item index must be an integer in 0..39", rec.item_id, index)
+    for n in (0, -1, runtime.MAX_THREADS + 1, 100_000):  # 100,000 made LiteRT segfault
+        raises(InvalidArgumentError, "num_threads must be an integer in 1..256", runtime.load, base,
+               num_threads=n)
 
 
 def test_backend_choice_errors(base):
