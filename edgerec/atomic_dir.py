@@ -13,12 +13,48 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from edgerec.errors import EdgerecError
+
+# what marks a directory as an earlier edgerec output: a checkpoint, an IR, an artifact
+MARKERS = ("config.json", "ir.json", "manifest.json")
+
+
+def is_edgerec_output(path: Path) -> bool:
+    """True for an empty directory, a checkpoint / IR / artifact directory, an ``export
+    --target all`` directory (one artifact per target) or an ``edgerec demo`` directory."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    children = list(path.iterdir())
+    if not children or any((path / m).is_file() for m in MARKERS):
+        return True
+    if (path / "checkpoint" / "config.json").is_file():  # edgerec demo
+        return True
+    dirs = [c for c in children if c.is_dir()]
+    return bool(dirs) and len(dirs) == len(children) and all((c / "manifest.json").is_file() for c in dirs)
+
+
+def check_replaceable(path: Path, sources: tuple[Path, ...] = ()) -> None:
+    """``--overwrite`` replaces an earlier edgerec output, never anything else: not a file, not a
+    directory of other data, and not the directory the command reads its input from."""
+    if not path.exists() and not path.is_symlink():
+        return
+    where = path.resolve()
+    for src in sources:
+        s = src.resolve()
+        if s == where or where in s.parents:
+            raise EdgerecError(f"{path}: the output would replace the input {src}; write it elsewhere")
+    if not is_edgerec_output(path):
+        kind = "a directory of other files" if path.is_dir() and not path.is_symlink() else "not a directory"
+        raise EdgerecError(f"{path} is {kind}, not an earlier edgerec output: --overwrite replaces "
+                           "only those (remove it yourself if it should go)")
+
 
 @contextmanager
 def atomic_directory(path: Path) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``path``; on success it replaces ``path``
-    (whatever was there: moved aside first, deleted once the new one is in place), on any
-    exception it is removed and ``path`` is left untouched."""
+    (an earlier edgerec output, ``check_replaceable``: moved aside first, deleted once the new
+    one is in place), on any exception it is removed and ``path`` is left untouched."""
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

@@ -274,11 +274,13 @@ def compile_cmd(checkpoint: Path, out: Path, quantize: str, data_path: Path | No
                 head_keep: float | None, channel_keep: float | None, finetune_epochs: int,
                 new_user: str, distill_epochs: int) -> None:
     """Compile a checkpoint into an IR directory (precompute, prune, quantize, guard)."""
+    from edgerec.atomic_dir import check_replaceable
     from edgerec.errors import IRError
     from edgerec.ir import describe, save_ir
 
     if out.exists() and not overwrite:
         raise IRError(f"{out} exists (use --overwrite to replace it)")
+    check_replaceable(out, (checkpoint, *([data_path] if data_path else [])))  # before the work
     ir, reports = _run_compile(checkpoint, data_path, mode, dims, energy, prune_method, min_item_count,
                                max_recall_drop, min_agreement, force, quantize, as_json, head_keep=head_keep,
                                channel_keep=channel_keep, finetune_epochs=finetune_epochs, new_user=new_user,
@@ -341,6 +343,11 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted: nothing was written", err=True)
         sys.exit(130)
+    except click.UsageError as e:  # one line, like every other error; the help is one flag away
+        ctx = e.ctx
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        click.echo("error: " + " ".join(e.format_message().split()) + hint, err=True)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -10,9 +11,10 @@ from typing import Any
 
 import click
 
-from edgerec.atomic_dir import atomic_directory
+from edgerec.atomic_dir import atomic_directory, check_replaceable
 from edgerec.cli import _compile_options, _echo_json, _fmt_bytes, _run_compile, _table, cli
 from edgerec.schemes import SCHEMES
+from runtime import MAX_THREADS
 
 TARGETS = ("tflite", "onnx", "numpy")
 QUANT = {("float32" if s == "none" else s): s for s in SCHEMES}  # export's name for "none"
@@ -41,6 +43,7 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
         raise ExportError(f"unknown --quantize {quantize!r}; choose one of {', '.join(QUANT)}")
     if out.exists() and not overwrite:
         raise ExportError(f"{out} exists (use --overwrite to replace it)")
+    check_replaceable(out, (source, *([data_path] if data_path else [])))  # before the work
     if not source.exists():
         raise ExportError(f"{source}: no such checkpoint or IR directory")
     ir, _ = _run_compile(source, data_path, mode, dims, energy, prune_method, min_item_count,
@@ -142,10 +145,11 @@ def export(source: Path, target: str, out: Path, quantize: str, k: int, history_
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Add the baselines: the PyG model over the graph, and the float32 numpy reference.")
 @click.option("--eval", "eval_file", type=click.Path(path_type=Path), default=None)
-@click.option("--requests", default=2000, show_default=True)
-@click.option("--baseline-requests", default=50, show_default=True, help="Requests for the PyG baseline.")
-@click.option("--batch", default=64, show_default=True)
-@click.option("--threads", default=1, show_default=True)
+@click.option("--requests", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--baseline-requests", default=50, show_default=True, type=click.IntRange(1),
+              help="Requests for the PyG baseline.")
+@click.option("--batch", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, MAX_THREADS))
 @click.option("--ssh", default=None, help="user@host[:port]: run device_bench on that device.")
 @click.option("--identity", type=click.Path(path_type=Path), default=None)
 @click.option("--remote-python", default="python3", show_default=True)
@@ -159,6 +163,10 @@ def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None
     from edgerec.bench import NUMPY_REFERENCE, run_bench
 
     arts = list(artifacts)
+    for a in arts:  # cheap checks first: the baselines below take minutes on a large graph
+        if not (a / "manifest.json").is_file():
+            raise click.BadParameter(f"{a}: not an artifact directory (no manifest.json)",
+                                     param_hint="ARTIFACTS")
     baselines = []
     tmp = None
     try:
@@ -190,7 +198,47 @@ def _model_files(manifest: dict[str, Any]) -> list[str]:
     return sorted(files)
 
 
+_PYG_CHILD = """
+import json, sys
+from pathlib import Path
+from edgerec.commands import measure_pyg
+from edgerec.errors import EdgerecError
+try:
+    print(json.dumps(measure_pyg(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))
+except EdgerecError as e:
+    print(json.dumps({"error": str(e)}))
+"""
+
+
 def pyg_baseline(checkpoint: Path, requests: int, threads: int) -> dict[str, Any]:
+    """``measure_pyg`` in a fresh process, as device_bench measures every target: its memory
+    figure is then comparable (in a process that has trained, torch reuses freed memory, and the
+    demo measured PyG at 92 KiB)."""
+    import json
+    import subprocess
+    import sys
+
+    from edgerec.bench import BenchError
+
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)  # edgerec importable without an install
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, "-c", _PYG_CHILD, str(checkpoint), str(requests), str(threads)],
+                          capture_output=True, text=True, env=env)
+    lines = proc.stdout.strip().splitlines()
+    try:
+        out = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
+    except ValueError:
+        out = None
+    if out is None:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"the PyG baseline failed (exit {proc.returncode}): {tail[:300]}")
+    if "error" in out:
+        raise BenchError(str(out["error"]))
+    return out
+
+
+def measure_pyg(checkpoint: Path, requests: int, threads: int) -> dict[str, Any]:
     """The original PyG model answering one request: ``LightGCN.recommend`` over the whole graph."""
     import numpy as np
     import psutil
@@ -233,25 +281,44 @@ def pyg_baseline(checkpoint: Path, requests: int, threads: int) -> dict[str, Any
 
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("edgerec-demo"), show_default=True)
-@click.option("--users", default=1000, show_default=True)
-@click.option("--items", default=2000, show_default=True)
-@click.option("--epochs", default=60, show_default=True)
-@click.option("--requests", default=500, show_default=True)
+@click.option("--users", default=1000, show_default=True, type=click.IntRange(2, 100_000))
+@click.option("--items", default=2000, show_default=True, type=click.IntRange(10, 100_000))
+@click.option("--epochs", default=60, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--requests", default=500, show_default=True, type=click.IntRange(1))
 @click.option("--overwrite", is_flag=True)
 def demo(out: Path, users: int, items: int, epochs: int, requests: int, overwrite: bool) -> None:
     """The whole pipeline on SYNTHETIC data: generate, train, export TFLite+ONNX, bench."""
+    from edgerec.errors import EdgerecError
+
+    if out.exists() or out.is_symlink():
+        if not overwrite:
+            raise EdgerecError(f"{out} exists (use --overwrite to replace it)")
+        check_replaceable(out)
+    # all or nothing: an earlier demo is moved aside and comes back if this one fails
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    if out.exists():
+        os.replace(out, old / "a")
+    try:
+        _demo(out, users, items, epochs, requests)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        if (old / "a").exists():
+            os.replace(old / "a", out)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _demo(out: Path, users: int, items: int, epochs: int, requests: int) -> None:
     from tqdm import tqdm
 
+    from edgerec.bench import NUMPY_REFERENCE
     from edgerec.checkpoint import save_checkpoint
     from edgerec.data import load_data
-    from edgerec.errors import EdgerecError
     from edgerec.synthetic import write_synthetic
     from edgerec.train import TrainConfig, evaluate_checkpoint_model, train
 
-    if out.exists():
-        if not overwrite:
-            raise EdgerecError(f"{out} exists (use --overwrite to replace it)")
-        shutil.rmtree(out)
     t0 = time.perf_counter()
     steps = ["data", "train", "export", "bench"]
     with tqdm(total=len(steps), desc="demo", unit="step") as bar:
@@ -279,7 +346,7 @@ def demo(out: Path, users: int, items: int, epochs: int, requests: int, overwrit
         bar.set_postfix_str("bench")
         from edgerec.bench import run_bench
 
-        ref = out / "artifacts-float32" / "numpy"
+        ref = out / NUMPY_REFERENCE  # the name the report's gains table looks for
         export_artifacts(ckpt, ref, ["numpy"], quantize="float32", dims="full", with_eval=True,
                          eval_users=200, quiet=True)
         baselines = [pyg_baseline(ckpt, 30, 1)]

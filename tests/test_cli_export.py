@@ -104,3 +104,33 @@ def test_demo_small(tmp_path: Path) -> None:
     assert (out / "report" / "report.png").is_file()
     rep = json.loads((out / "report" / "report.json").read_text())
     assert len(json.dumps(rep)) > 1000
+    for g in rep["gains"]:  # the reference is recognised: every ratio is a number
+        assert g["x_less_memory_than_numpy_float32"] > 0
+        assert all(v > 0 for v in g["x_faster_than_numpy_float32"].values())
+    pyg = next(b for b in rep["baselines"] if "PyG" in b["name"])
+    assert pyg["peak_rss_increase_bytes"] > 1 << 20  # measured in a fresh process, not after training
+    # a refused re-run leaves the earlier demo as it was
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    assert_one_line_error(run("demo", "--out", str(out), "--overwrite", "--users", "1", ok=False), "--users")
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
+def test_overwrite_replaces_only_an_earlier_output(trained_ckpt: Path, tmp_path: Path) -> None:
+    """--overwrite never deletes a directory of other files, a file, or the command's input."""
+    precious = tmp_path / "precious"
+    (precious / "sub").mkdir(parents=True)
+    (precious / "sub" / "thesis.txt").write_text("mine")
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    for cmd in ("compile", "export"):
+        for out in (precious, afile):
+            assert_one_line_error(run(cmd, str(trained_ckpt), "--out", str(out), "--overwrite", ok=False),
+                                  "not an earlier edgerec output")
+        assert_one_line_error(run(cmd, str(trained_ckpt), "--out", str(trained_ckpt), "--overwrite",
+                                  ok=False), "would replace the input")
+    assert (precious / "sub" / "thesis.txt").read_text() == "mine" and afile.read_text() == "mine"
+    assert (trained_ckpt / "config.json").is_file()
+    ir = tmp_path / "ir"
+    for _ in range(2):  # an earlier IR is replaced
+        run("compile", str(trained_ckpt), "--out", str(ir), "--overwrite", "--dims", "8")
+    assert (ir / "ir.json").is_file()
