@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runtime.artifact import default_mode
+
 EVAL_FORMAT = "edgerec-eval"
 EVAL_FORMAT_VERSION = 1
 EVAL_MODES = ("history", "lookup")
@@ -199,6 +201,7 @@ def write_eval(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".eval-", suffix=".json", dir=p.parent)
     try:
+        os.fchmod(fd, default_mode())  # not mkstemp's 0600: the file travels with the artifact
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, p)

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgerec.errors import EdgerecError
+from runtime.artifact import default_mode
 
 # what marks a directory as an earlier edgerec output: a checkpoint, an IR, an artifact
 MARKERS = ("config.json", "ir.json", "manifest.json")
@@ -49,6 +50,16 @@ def check_replaceable(path: Path, sources: tuple[Path, ...] = ()) -> None:
                            "only those (remove it yourself if it should go)")
 
 
+def _share(root: Path) -> None:
+    """Give the finished output the permissions of any new file under the umask: mkdtemp's 0700
+    and the 0600 of some writers (safetensors) would survive the rename, and an artifact must
+    be readable by the service that loads it."""
+    os.chmod(root, default_mode(directory=True))
+    for p in root.rglob("*"):
+        if not p.is_symlink():
+            os.chmod(p, default_mode(directory=p.is_dir()))
+
+
 @contextmanager
 def atomic_directory(path: Path) -> Iterator[Path]:
     """Yield an empty temporary directory beside ``path``; on success it replaces ``path``
@@ -59,6 +70,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        _share(tmp)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
             os.replace(path, old / "a")

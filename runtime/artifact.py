@@ -284,6 +284,15 @@ def build_manifest(*, target: str, num_users: int, num_items: int, dim: int, k: 
     return m
 
 
+def default_mode(directory: bool = False) -> int:
+    """The permissions ``open``/``mkdir`` would give under the current umask: temporary files
+    and directories (0600/0700) are renamed into place, and an artifact must stay readable by
+    the service that loads it."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 def write_manifest(directory: str | os.PathLike[str], manifest: dict[str, Any]) -> dict[str, Any]:
     """Hash every file under ``directory`` into ``files``, validate, write ``manifest.json``
     atomically, and return the completed manifest (the input is not modified)."""
@@ -294,6 +303,7 @@ def write_manifest(directory: str | os.PathLike[str], manifest: dict[str, Any]) 
     validate_manifest(m)
     fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=root)
     try:
+        os.fchmod(fd, default_mode())
         with os.fdopen(fd, "w") as f:
             json.dump(m, f, indent=2, sort_keys=False)
         os.replace(tmp, root / MANIFEST)

@@ -134,3 +134,18 @@ def test_overwrite_replaces_only_an_earlier_output(trained_ckpt: Path, tmp_path:
     for _ in range(2):  # an earlier IR is replaced
         run("compile", str(trained_ckpt), "--out", str(ir), "--overwrite", "--dims", "8")
     assert (ir / "ir.json").is_file()
+
+
+def test_outputs_are_readable_under_the_umask(artifacts: Path, trained_ckpt: Path) -> None:
+    """Temporary files and directories are private (0600/0700); what is renamed into place
+    gets the permissions the umask gives any new file, so a service account can load it."""
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for root in (artifacts / "tflite", trained_ckpt):
+        for p in (root, *root.rglob("*")):
+            mode = stat.S_IMODE(p.stat().st_mode)
+            want = (0o777 if p.is_dir() else 0o666) & ~mask
+            assert mode == want, (p, oct(mode), oct(want))
