@@ -75,6 +75,7 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if options.quantize in DOT_SCORER_ONLY and ckpt.config.get("head", "dot") == "mlp":
         raise EdgerecError(f"--quantize {options.quantize} packs the dot scorer's tables; this model "
                            "scores with an MLP head (use int8)")
+    _check_program_options(ckpt.config.get("model", "lightgcn"), ckpt.config.get("head", "dot"), options)
     reports: list[PassReport] = []
     if ckpt.config.get("model", "lightgcn") == "lightgcn":
         ir, rep = precompute(ckpt, options.modes)
@@ -177,6 +178,23 @@ def _item_rows(ir: IR, keep: np.ndarray) -> IR:
         tables[n] = Table(t.values[keep], None if t.scale is None else t.scale[keep])
     # the IR is inconsistent for an instant (not validated) until drop_cold_items slices the rest
     return ir.replace(tables=tables)
+
+
+def _check_program_options(model: str, head: str, options: CompileOptions) -> None:
+    """Options that only some models have are refused up front, by name, instead of failing
+    later with another pass's explanation or being silently ignored."""
+    if options.channel_keep is not None:
+        if model == "lightgcn":
+            raise EdgerecError("--channel-keep prunes a sage/gcn/gat encoder's output channels; "
+                               "a LightGCN model is narrowed with --dims or --energy")
+        if options.energy is not None or options.dims not in ("auto", None):
+            raise EdgerecError("give either --channel-keep or --dims/--energy, not both")
+    if head != "mlp" and (options.head_keep is not None or options.finetune_epochs > 0):
+        raise EdgerecError("--head-keep and --finetune-epochs act on an MLP head; this model scores "
+                           "with a dot product")
+    if model == "lightgcn" and options.new_user != "mean":
+        raise EdgerecError("--new-user chooses a sage/gcn model's base vector for a new user; "
+                           "LightGCN's history mode has none")
 
 
 def _channel_steps(options: CompileOptions) -> list[Callable[[IR], tuple[IR, PassReport]]]:
