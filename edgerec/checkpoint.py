@@ -97,60 +97,150 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     if not cfg_file.is_file():
         raise CheckpointError(f"{root}: not an edgerec checkpoint (no config.json)")
     config = read_header(cfg_file, CKPT_FORMAT, CKPT_FORMAT_VERSION, "checkpoint", CheckpointError)
-    try:
-        kind = config["model"]
-        if kind not in MODEL_KINDS:
-            raise CheckpointError(f"{cfg_file}: unknown model kind {kind!r}")
-        num_users, num_items = int(config["num_users"]), int(config["num_items"])
-        dim, layers = int(config["dim"]), int(config["layers"])
-        files = dict(config["files"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{cfg_file}: malformed config ({e.__class__.__name__}: {e})") from None
-    if min(num_users, num_items, dim) < 1 or layers < 0:
-        raise CheckpointError(f"{cfg_file}: counts and sizes must be positive")
+    sizes = _check_config(cfg_file, config)
     for f in _FILES:
         p = root / f
         if not p.is_file():
             raise CheckpointError(f"{root}: missing {f}")
-        if files.get(f) != _sha256(p):
+        if config["files"].get(f) != _sha256(p):
             raise CheckpointError(f"{p}: does not match the SHA-256 in config.json (truncated, corrupt or replaced)")
-    state = _load_safetensors(root / "weights.safetensors")
-    try:
-        model = build_model(config)
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{cfg_file}: cannot build the model ({e.__class__.__name__}: {e})") from None
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in state.items()}
-    if expected != got:
-        raise CheckpointError(f"{root / 'weights.safetensors'}: tensors {got} do not match the config's model {expected}")
-    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
-        raise CheckpointError(f"{root / 'weights.safetensors'}: weights contain NaN or Inf")
-    model.load_state_dict(state)
-    model.eval()
-    graph = _load_safetensors(root / "graph.safetensors")
-    splits = {}
-    for name in ("train", "valid", "test"):
-        try:
-            u = graph[f"{name}_users"].numpy().astype(np.int64)
-            i = graph[f"{name}_items"].numpy().astype(np.int64)
-        except KeyError:
-            raise CheckpointError(f"{root / 'graph.safetensors'}: no {name} interactions") from None
-        if u.shape != i.shape or u.ndim != 1 or (u.size and (u.min() < 0 or u.max() >= num_users
-                                                            or i.min() < 0 or i.max() >= num_items)):
-            raise CheckpointError(f"{root / 'graph.safetensors'}: {name} interactions out of range")
-        splits[name] = Split(u, i)
-    if len(splits["train"]) == 0:
-        raise CheckpointError(f"{root / 'graph.safetensors'}: empty training graph")
-    user_ids = json.loads((root / "users.json").read_text())
-    item_ids = json.loads((root / "items.json").read_text())
-    if len(user_ids) != num_users or len(item_ids) != num_items:
-        raise CheckpointError(f"{root}: id maps do not match the config's counts")
+    model = _load_model(root, config)
+    splits = _load_splits(root / "graph.safetensors", sizes.num_users, sizes.num_items)
+    user_ids = _read_ids(root / "users.json", sizes.num_users)
+    item_ids = _read_ids(root / "items.json", sizes.num_items)
     d = config.get("data", {})
-    data = Interactions(num_users=num_users, num_items=num_items, train=splits["train"],
+    data = Interactions(num_users=sizes.num_users, num_items=sizes.num_items, train=splits["train"],
                         valid=splits["valid"], test=splits["test"], user_ids=user_ids,
                         item_ids=item_ids, source=str(d.get("source", root)),
                         synthetic=bool(d.get("synthetic", False)), dropped=dict(d.get("dropped", {})))
     return Checkpoint(root, config, model, data)
+
+
+# Far above any useful depth (these models use 1-4 layers), low enough that building the
+# model's modules to compare their shapes with the weights stays instant.
+MAX_LAYERS = 64
+
+
+@dataclass(frozen=True)
+class _Sizes:
+    """The counts of a checkpoint's config, checked for type and range."""
+
+    num_users: int
+    num_items: int
+    dim: int
+    layers: int
+
+
+def _is_int(v: Any) -> bool:
+    """A JSON integer (``true`` is a bool in Python's eyes, not a count)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int_field(cfg_file: Path, config: dict[str, Any], key: str, low: int, high: int | None = None,
+               default: int | None = None) -> int:
+    """``config[key]`` as an int in ``[low, high]``, or a one-line error naming the field."""
+    if key not in config and default is not None:
+        return default
+    v = config.get(key)
+    if not _is_int(v) or v < low or (high is not None and v > high):
+        bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise CheckpointError(f"{cfg_file}: {key!r} must be an integer {bound}, got {v!r}"[:300])
+    return int(v)
+
+
+def _check_config(cfg_file: Path, config: dict[str, Any]) -> _Sizes:
+    """Type- and range-check every field the loader and the passes read, so a hand-edited
+    config.json fails here with its name rather than deep inside torch or a pass."""
+    kind = config.get("model")
+    if kind not in MODEL_KINDS:
+        raise CheckpointError(f"{cfg_file}: unknown model kind {kind!r}")
+    sizes = _Sizes(_int_field(cfg_file, config, "num_users", 1), _int_field(cfg_file, config, "num_items", 1),
+                   _int_field(cfg_file, config, "dim", 1), _int_field(cfg_file, config, "layers", 0, MAX_LAYERS))
+    if config.get("head", "dot") not in ("dot", "mlp"):
+        raise CheckpointError(f"{cfg_file}: 'head' must be 'dot' or 'mlp', got {config.get('head')!r}")
+    _int_field(cfg_file, config, "hidden", 1, default=64)
+    _int_field(cfg_file, config, "num_features", 0, default=0)
+    files = config.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        raise CheckpointError(f"{cfg_file}: 'files' must map file names to SHA-256 strings")
+    _check_data_section(cfg_file, config.get("data", {}))
+    return sizes
+
+
+def _check_data_section(cfg_file: Path, d: Any) -> None:
+    """The ``data`` record: where the graph came from and what loading dropped."""
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{cfg_file}: 'data' must be an object, got {type(d).__name__}")
+    checks = {"source": lambda v: isinstance(v, str), "synthetic": lambda v: isinstance(v, bool),
+              "fingerprint": lambda v: v is None or isinstance(v, str),
+              "dropped": lambda v: isinstance(v, dict) and all(_is_int(n) for n in v.values())}
+    for key, ok in checks.items():
+        if key in d and not ok(d[key]):
+            raise CheckpointError(f"{cfg_file}: malformed 'data.{key}' ({d[key]!r})"[:300])
+
+
+def _load_model(root: Path, config: dict[str, Any]) -> torch.nn.Module:
+    """The model with its weights, built only once the weights' shapes match the config: a
+    forged count must not make torch allocate terabytes."""
+    cfg_file, weights = root / "config.json", root / "weights.safetensors"
+    state = _load_safetensors(weights)
+    try:
+        with torch.device("meta"):  # shapes only, no storage
+            expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{cfg_file}: cannot build the model ({e.__class__.__name__}: {e})") from None
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    diff = [f"{k} {got.get(k)} vs {expected.get(k)}" for k in sorted(set(got) | set(expected))
+            if got.get(k) != expected.get(k)]
+    if diff:
+        more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+        raise CheckpointError(f"{weights}: tensors do not match the config's model "
+                              f"(file vs config: {'; '.join(diff[:3])}{more})")
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise CheckpointError(f"{weights}: weights contain NaN or Inf")
+    model = build_model(config)
+    model.load_state_dict(state)
+    model.eval()
+    return model
+
+
+def _load_splits(path: Path, num_users: int, num_items: int) -> dict[str, Split]:
+    """The train/valid/test interactions, as integer index arrays within the config's counts."""
+    graph = _load_safetensors(path)
+    splits = {}
+    for name in ("train", "valid", "test"):
+        try:
+            ut, it = graph[f"{name}_users"], graph[f"{name}_items"]
+        except KeyError:
+            raise CheckpointError(f"{path}: no {name} interactions") from None
+        if ut.dtype not in (torch.int32, torch.int64) or it.dtype not in (torch.int32, torch.int64):
+            raise CheckpointError(f"{path}: {name} interactions are {ut.dtype}/{it.dtype}, not integer indices")
+        u, i = ut.numpy().astype(np.int64), it.numpy().astype(np.int64)
+        if u.shape != i.shape or u.ndim != 1 or (u.size and (u.min() < 0 or u.max() >= num_users
+                                                            or i.min() < 0 or i.max() >= num_items)):
+            raise CheckpointError(f"{path}: {name} interactions out of range")
+        splits[name] = Split(u, i)
+    if len(splits["train"]) == 0:
+        raise CheckpointError(f"{path}: empty training graph")
+    return splits
+
+
+def _read_ids(path: Path, count: int) -> list[str]:
+    """An id map (position = dense index): a JSON list of ``count`` distinct strings."""
+    try:
+        ids = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(ids, list):
+        raise CheckpointError(f"{path}: expected a JSON list of ids, got {type(ids).__name__}")
+    bad = next((n for n, x in enumerate(ids) if not isinstance(x, str)), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: id #{bad} is {type(ids[bad]).__name__}, not a string")
+    if len(ids) != count:
+        raise CheckpointError(f"{path}: {len(ids)} ids, but config.json counts {count}")
+    if len(set(ids)) != len(ids):
+        raise CheckpointError(f"{path}: duplicate ids")
+    return ids
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:

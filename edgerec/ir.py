@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,6 +230,9 @@ class IR:
         if self.history.get("norm") != norm or self.history.get("aggregation", aggregation) != aggregation:
             raise IRError(f"a {kind} history program has aggregation {aggregation!r} and norm {norm!r}, "
                           f"got {self.history!r}")
+        slope = self.history.get("negative_slope", 0.2)  # scoring and exporters float() it
+        if not isinstance(slope, int | float) or isinstance(slope, bool) or not math.isfinite(slope):
+            raise IRError(f"history negative_slope must be a finite number, got {slope!r}")
         if "history" in self.modes:
             missing = [n for n in needed if n not in self.tables]
             if missing:
@@ -301,7 +305,9 @@ def _load_array(root: Path, name: str, expected_sha: str | None) -> np.ndarray:
     if expected_sha is not None and _sha256(f) != expected_sha:
         raise IRError(f"{root}: {name} does not match its recorded SHA-256 (corrupt or edited)")
     try:
-        return np.load(f, allow_pickle=False)
+        # Mapping first checks the header's shape against the file's size: a forged header must
+        # not make numpy allocate what the file does not hold. The copy detaches from the file.
+        return np.array(np.load(f, mmap_mode="r", allow_pickle=False))
     except Exception as e:  # numpy raises several types for truncated or forged files
         raise IRError(f"{root}: cannot read {name}: {e.__class__.__name__}: {e}".splitlines()[0]) from None
 
@@ -313,11 +319,10 @@ def load_ir(path: str | os.PathLike[str]) -> IR:
     if not meta_file.is_file():
         raise IRError(f"{root} is not an edgerec IR directory (no ir.json)")
     meta = read_header(meta_file, IR_FORMAT, IR_FORMAT_VERSION, "IR", IRError)
+    _check_meta(meta_file, meta)
     try:
         tables: dict[str, Table] = {}
         for name, e in meta["tables"].items():
-            if name not in TABLE_NAMES:
-                raise IRError(f"{meta_file}: unknown table {name!r}")
             values = _load_array(root, e["file"], e["sha256"])
             if str(values.dtype) != e["dtype"] or list(values.shape) != list(e["shape"]):
                 raise IRError(f"{root}: table {name!r} is {values.dtype}{list(values.shape)}, "
@@ -328,11 +333,10 @@ def load_ir(path: str | os.PathLike[str]) -> IR:
             bits = e.get("bits")
             tables[name] = Table(values, scale, None if bits is None else int(bits))
         files = meta["files"]
-        user_ids = json.loads(_read_checked(root, "users.json", files))
-        item_ids = json.loads(_read_checked(root, "items.json", files))
         ir = IR(
             num_users=int(meta["num_users"]), num_items=int(meta["num_items"]), tables=tables,
-            modes=tuple(meta["modes"]), user_ids=list(user_ids), item_ids=list(item_ids),
+            modes=tuple(meta["modes"]), user_ids=_read_ids(root, "users.json", files),
+            item_ids=_read_ids(root, "items.json", files),
             popular=_load_array(root, "popular.npy", files.get("popular.npy")),
             seen_indptr=_load_array(root, "seen_indptr.npy", files.get("seen_indptr.npy")),
             seen_indices=_load_array(root, "seen_indices.npy", files.get("seen_indices.npy")),
@@ -345,8 +349,85 @@ def load_ir(path: str | os.PathLike[str]) -> IR:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise IRError(f"{meta_file}: malformed IR metadata ({e.__class__.__name__}: {e})") from None
-    ir.validate()
+    try:
+        ir.validate()
+    except IRError as e:  # validate() also serves in-memory IRs, so its messages name no file
+        raise IRError(f"{root}: {e}") from None
     return ir
+
+
+def _is_count(v: Any) -> bool:
+    """A non-negative JSON integer (``true`` is a bool in Python's eyes, not a count)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def _is_plain_name(v: Any) -> bool:
+    """A file name inside the IR directory: ir.json must not point at files elsewhere."""
+    return isinstance(v, str) and v not in ("", ".", "..") and "/" not in v and "\\" not in v
+
+
+def _check_meta(meta_file: Path, meta: dict[str, Any]) -> None:
+    """Type-check every field the loader, :meth:`IR.validate` and :func:`describe` read, so a
+    hand-edited ir.json fails here with its name instead of an AttributeError later."""
+    for key in ("num_users", "num_items"):
+        if not _is_count(meta.get(key)):
+            raise IRError(f"{meta_file}: {key!r} must be a non-negative integer, got {meta.get(key)!r}"[:300])
+    modes = meta.get("modes")
+    if not isinstance(modes, list) or not all(isinstance(m, str) for m in modes):
+        raise IRError(f"{meta_file}: 'modes' must be a list of strings, got {modes!r}"[:300])
+    for key in ("scorer", "tables", "files", "history", "model", "provenance", "metrics"):
+        if (key in meta or key in ("scorer", "tables", "files")) and not isinstance(meta.get(key), dict):
+            raise IRError(f"{meta_file}: {key!r} must be an object, got {type(meta.get(key)).__name__}")
+    if not all(isinstance(v, str) for v in meta["files"].values()):
+        raise IRError(f"{meta_file}: 'files' must map file names to SHA-256 strings")
+    _check_passes(meta_file, meta.get("passes", []))
+    for name, entry in meta["tables"].items():
+        _check_table_entry(meta_file, name, entry)
+
+
+def _check_passes(meta_file: Path, passes: Any) -> None:
+    """The pass log: a list of reports, each named (``inspect`` prints the names)."""
+    if not isinstance(passes, list):
+        raise IRError(f"{meta_file}: 'passes' must be a list of pass reports, got {type(passes).__name__}")
+    for n, p in enumerate(passes):
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            raise IRError(f"{meta_file}: passes[{n}] must be a report with a string 'name', got {p!r}"[:300])
+
+
+def _check_table_entry(meta_file: Path, name: str, e: Any) -> None:
+    """One entry of ``tables``: where the arrays are, their hashes, dtype, shape and bits."""
+    where = f"{meta_file}: table {name!r}"
+    if name not in TABLE_NAMES:
+        raise IRError(f"{meta_file}: unknown table {name!r}")
+    if not isinstance(e, dict):
+        raise IRError(f"{where} must be an object, got {type(e).__name__}")
+    if not _is_plain_name(e.get("file")) or not isinstance(e.get("sha256"), str):
+        raise IRError(f"{where} needs a plain 'file' name and its 'sha256'")
+    if e.get("scale_file") is not None and not _is_plain_name(e["scale_file"]):
+        raise IRError(f"{where} has a bad 'scale_file' {e['scale_file']!r}"[:300])
+    if e.get("scale_sha256") is not None and not isinstance(e["scale_sha256"], str):
+        raise IRError(f"{where} has a bad 'scale_sha256'")
+    if not isinstance(e.get("dtype"), str):
+        raise IRError(f"{where} has no string 'dtype'")
+    shape = e.get("shape")
+    if not isinstance(shape, list) or not all(_is_count(x) for x in shape):
+        raise IRError(f"{where} has a bad 'shape' {shape!r}"[:300])
+    if e.get("bits") is not None and not _is_count(e["bits"]):
+        raise IRError(f"{where} has a bad 'bits' {e['bits']!r}"[:300])
+
+
+def _read_ids(root: Path, name: str, files: dict[str, str]) -> list[str]:
+    """An id map (position = dense index): a JSON list of strings; errors name the file."""
+    try:
+        ids = json.loads(_read_checked(root, name, files))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IRError(f"{root / name}: invalid JSON ({e})") from None
+    if not isinstance(ids, list):
+        raise IRError(f"{root / name}: expected a JSON list of ids, got {type(ids).__name__}")
+    bad = next((n for n, x in enumerate(ids) if not isinstance(x, str)), None)
+    if bad is not None:
+        raise IRError(f"{root / name}: id #{bad} is {type(ids[bad]).__name__}, not a string")
+    return ids
 
 
 def _read_checked(root: Path, name: str, files: dict[str, str]) -> str:
