@@ -17,6 +17,7 @@ import click
 
 from edgerec import __version__
 from edgerec.schemes import SCHEMES
+from edgerec.synthetic import MAX_COMMUNITIES, MAX_ITEMS, MAX_USERS
 
 
 def _echo_json(obj: Any) -> None:
@@ -35,12 +36,13 @@ def _table(rows: list[dict[str, Any]], title: str | None = None) -> None:
         t.add_column(c, justify="right" if c != cols[0] else "left")
     for r in rows:
         t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in (r.get(c, "") for c in cols)])
-    Console(stderr=False).print(t)
+    # piped into a log, rich would cut the table to 80 columns (and hide, e.g., int4 vs int8)
+    Console(stderr=False, width=None if sys.stdout.isatty() else 250).print(t)
 
 
 def _fmt_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
     return str(n)
@@ -55,12 +57,27 @@ def cli() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+_SEED = click.IntRange(0, 2**32 - 1)
+
+
+class _FiniteFloatRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf: NaN compares false with every bound."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from math import isfinite
+
+        rv = super().convert(value, param, ctx)
+        if not isfinite(rv):
+            self.fail(f"{rv} is not a finite number.", param, ctx)
+        return rv
+
+
 @cli.command()
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--users", default=1000, show_default=True)
-@click.option("--items", default=2000, show_default=True)
-@click.option("--communities", default=12, show_default=True)
-@click.option("--seed", default=0, show_default=True)
+@click.option("--users", default=1000, show_default=True, type=click.IntRange(2, MAX_USERS))
+@click.option("--items", default=2000, show_default=True, type=click.IntRange(10, MAX_ITEMS))
+@click.option("--communities", default=12, show_default=True, type=click.IntRange(1, MAX_COMMUNITIES))
+@click.option("--seed", default=0, show_default=True, type=_SEED)
 def synth(out: Path, users: int, items: int, communities: int, seed: int) -> None:
     """Write a SYNTHETIC dataset (LightGCN text format) to OUT: no download needed."""
     from edgerec.synthetic import write_synthetic
@@ -81,23 +98,30 @@ def synth(out: Path, users: int, items: int, communities: int, seed: int) -> Non
 @click.option("--features", "features_path", type=click.Path(path_type=Path), default=None,
               help="sage/gat/gcn: CSV 'kind,id,f1,...' (kind user|item) appended to the input embeddings.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory.")
-@click.option("--dim", default=64, show_default=True)
-@click.option("--layers", default=3, show_default=True)
-@click.option("--epochs", default=400, show_default=True, help="Upper bound; early stopping decides.")
-@click.option("--batch-size", default=8192, show_default=True)
-@click.option("--lr", default=5e-3, show_default=True)
-@click.option("--reg", default=1e-4, show_default=True)
-@click.option("--seed", default=0, show_default=True)
-@click.option("--eval-every", default=5, show_default=True)
-@click.option("--patience", default=5, show_default=True, help="Evaluations without improvement.")
-@click.option("--max-minutes", type=float, default=None, help="Wall-time budget for training.")
-@click.option("--threads", type=int, default=None)
+@click.option("--dim", default=64, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--layers", default=3, show_default=True, type=click.IntRange(0, 16),
+              help="0 is matrix factorisation (lightgcn only).")
+@click.option("--epochs", default=400, show_default=True, type=click.IntRange(1),
+              help="Upper bound; early stopping decides.")
+@click.option("--batch-size", default=8192, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=5e-3, show_default=True, type=_FiniteFloatRange(0, min_open=True))
+@click.option("--reg", default=1e-4, show_default=True, type=_FiniteFloatRange(0))
+@click.option("--seed", default=0, show_default=True, type=_SEED)
+@click.option("--eval-every", default=5, show_default=True, type=click.IntRange(1))
+@click.option("--patience", default=5, show_default=True, type=click.IntRange(1),
+              help="Evaluations without improvement.")
+@click.option("--max-minutes", type=_FiniteFloatRange(0, min_open=True), default=None,
+              help="Wall-time budget for training.")
+@click.option("--threads", type=click.IntRange(1, 256), default=None)
 @click.option("--split", type=click.Choice(["time", "random"]), default="time", show_default=True,
               help="For CSV input: how valid/test are held out.")
 @click.option("--overwrite", is_flag=True)
 def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, head: str,
           features_path: Path | None, **kw: Any) -> None:
-    """Train a reference recommender with BPR; early stopping on valid NDCG@20."""
+    """Train a reference recommender with BPR; early stopping on valid NDCG@20.
+
+    A run whose loss or weights become NaN/inf stops with an error and writes no checkpoint.
+    """
     from tqdm import tqdm
 
     from edgerec.checkpoint import save_checkpoint
@@ -129,8 +153,10 @@ def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, h
         bar.set_postfix(shown)
         bar.update(1)
 
-    result = run_train(data, cfg, progress, features=features)
-    bar.close()
+    try:
+        result = run_train(data, cfg, progress, features=features)
+    finally:
+        bar.close()
     conf = result.checkpoint_config()
     if len(data.test):
         conf["metrics"]["test"] = evaluate_checkpoint_model(result.model, data, "test")
@@ -144,10 +170,14 @@ def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, h
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
               help="Evaluate on this data (default: the splits stored in the checkpoint).")
-@click.option("--split", default="test", type=click.Choice(["train", "valid", "test"]), show_default=True)
-@click.option("--k", "ks", multiple=True, type=int, default=(10, 20, 40), show_default=True)
+@click.option("--split", default="test", type=click.Choice(["valid", "test"]), show_default=True)
+@click.option("--k", "ks", multiple=True, type=click.IntRange(1), default=(10, 20, 40), show_default=True,
+              help="A K above the number of items ranks the whole catalogue.")
 def evaluate(checkpoint: Path, data_path: Path | None, split: str, ks: tuple[int, ...]) -> None:
-    """Full-ranking Recall@K and NDCG@K of a checkpoint, as JSON."""
+    """Full-ranking Recall@K and NDCG@K of a checkpoint, as JSON.
+
+    No 'train' split: training items are excluded from the ranking, so it would always score 0.
+    """
     from edgerec.checkpoint import load_checkpoint
     from edgerec.data import load_data
     from edgerec.errors import DataError
@@ -160,12 +190,37 @@ def evaluate(checkpoint: Path, data_path: Path | None, split: str, ks: tuple[int
         if (data.num_users, data.num_items) != (ckpt.data.num_users, ckpt.data.num_items):
             raise DataError(f"{data_path}: {data.num_users} users / {data.num_items} items do not match "
                             f"the checkpoint's {ckpt.data.num_users} / {ckpt.data.num_items}")
-    if any(k <= 0 for k in ks):
-        raise click.BadParameter("every --k must be positive")
     _echo_json({"split": split, **evaluate_checkpoint_model(ckpt.model, data, split, tuple(sorted(ks)))})
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _fraction(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A finite number in [0, 1] (FloatRange lets NaN through, which disabled the guard)."""
+    if value is not None and not 0.0 <= value <= 1.0:  # False for NaN as well
+        raise click.BadParameter(f"must be a number in [0, 1], got {value}")
+    return value
+
+
+# options that shape how a checkpoint is compiled: an IR source is exported as compiled
+COMPILE_ONLY = ("quantize", "mode", "dims", "energy", "prune_method", "min_item_count",
+                "distill_epochs", "max_recall_drop", "min_agreement", "force", "head_keep",
+                "channel_keep", "finetune_epochs", "new_user")
+
+
+def refuse_compile_options_for_ir(source: Path) -> None:
+    """An IR directory is already compiled: options that would change it are an error, not
+    silently ignored (the audit exported an int8 8-dim artifact for ``--quantize float32``)."""
+    if not (source / "ir.json").is_file():
+        return
+    ctx = click.get_current_context()
+    given = [n for n in COMPILE_ONLY if n in ctx.params
+             and ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise click.BadParameter(f"{source} is an IR, exported as it was compiled; {flags} "
+                                 "apply when compiling a checkpoint", param_hint="SOURCE")
 
 
 def _compile_options(f: Any) -> Any:
@@ -177,13 +232,15 @@ def _compile_options(f: Any) -> Any:
                      help="Embedding width after pruning: a number, 'auto' (smallest within the guard), or 'full'."),
         click.option("--energy", type=float, default=None, help="Keep this fraction of the score matrix's energy."),
         click.option("--prune-method", type=click.Choice(["svd", "columns"]), default="svd", show_default=True),
-        click.option("--min-item-count", type=int, default=0, show_default=True,
+        click.option("--min-item-count", type=click.IntRange(0), default=0, show_default=True,
                      help="Drop items with fewer training interactions."),
         click.option("--distill-epochs", type=click.IntRange(0), default=0, show_default=True,
                      help="LightGCN: after pruning, distil the narrower tables against the float "
                           "model's rankings for N epochs (buys width at the same accuracy; slower)."),
-        click.option("--max-recall-drop", type=float, default=0.02, show_default=True),
-        click.option("--min-agreement", type=float, default=None),
+        click.option("--max-recall-drop", type=float, default=0.02, show_default=True,
+                     callback=_fraction, help="The accuracy guard's budget: a fraction in [0, 1]."),
+        click.option("--min-agreement", type=float, default=None, callback=_fraction,
+                     help="Also require this top-k agreement with the float model, in [0, 1]."),
         click.option("--force", is_flag=True, help="Emit even if the accuracy guard objects."),
         click.option("--overwrite", is_flag=True),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
@@ -280,6 +337,7 @@ def compile_cmd(checkpoint: Path, out: Path, quantize: str, data_path: Path | No
 
     if out.exists() and not overwrite:
         raise IRError(f"{out} exists (use --overwrite to replace it)")
+    refuse_compile_options_for_ir(checkpoint)
     check_replaceable(out, (checkpoint, *([data_path] if data_path else [])))  # before the work
     ir, reports = _run_compile(checkpoint, data_path, mode, dims, energy, prune_method, min_item_count,
                                max_recall_drop, min_agreement, force, quantize, as_json, head_keep=head_keep,
@@ -314,9 +372,15 @@ def inspect(path: Path, as_json: bool) -> None:
         if info["metrics"].get("compiled"):
             click.echo("metrics: " + json.dumps(info["metrics"]["compiled"]))
     elif (path / "manifest.json").is_file():
-        from runtime.artifact import read_manifest
+        _inspect_artifact(path, as_json)
+    elif path.is_dir() and (kids := sorted(c for c in path.iterdir() if (c / "manifest.json").is_file())):
+        if as_json:  # an ``export --target all`` directory: one artifact per target
+            from runtime.artifact import load_artifact
 
-        _echo_json(read_manifest(path))
+            _echo_json({c.name: load_artifact(c).manifest for c in kids})
+        else:
+            for child in kids:
+                _inspect_artifact(child, as_json=False)
     elif (path / "config.json").is_file():
         from edgerec.checkpoint import load_checkpoint
 
@@ -325,6 +389,24 @@ def inspect(path: Path, as_json: bool) -> None:
                                       "metrics", "data") if k in c})
     else:
         raise EdgerecError(f"{path}: not an IR, artifact or checkpoint directory")
+
+
+def _inspect_artifact(path: Path, as_json: bool) -> None:
+    """Load the artifact as a device would (checksums included), then summarise it."""
+    from runtime.artifact import load_artifact
+
+    m = load_artifact(path).manifest
+    if as_json:
+        _echo_json(m)
+        return
+    q = m["quantization"]
+    click.echo(f"artifact {path}: {m['target']}, {m['num_users']} users, {m['num_items']} items, "
+               f"dim {m['dim']}, modes {', '.join(m['modes'])}, top-{m['k']}, "
+               f"{q['weights']} / {q['activations']}; files verified")
+    _table([{"file": f, "bytes": _fmt_bytes((path / f).stat().st_size)} for f in sorted(m["files"])])
+    parity = m.get("metrics", {}).get("parity", {})
+    for mode, v in parity.get("modes", {}).items():
+        click.echo(f"parity {mode}: " + json.dumps(v))
 
 
 def main() -> None:

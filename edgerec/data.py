@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,25 +98,64 @@ def _read_text(path: Path) -> str:
     return text
 
 
+# Ids are plain ASCII decimals: int() alone would also take '1_0', '+5' or '٣' and refuses '²'.
+_ID = re.compile(r"-?[0-9]+")
+_ID_LINE = re.compile(r"(?:-?[0-9]+\s+)*-?[0-9]+\s*")
+# Ids index dense arrays (and int32 CSR indices), so one id bounds the memory a file costs.
+MAX_ID = 2**31 - 2
+
+
+def _parse_ids(path: Path, lineno: int, line: str) -> list[int]:
+    """The ids of one stripped line; the first malformed, negative or huge token is a DataError."""
+    fields = line.split()
+    if not _ID_LINE.fullmatch(line):
+        bad = next(f for f in fields if not _ID.fullmatch(f))
+        raise DataError(f"{path}:{lineno}: non-numeric id {bad[:40]!r}")
+    ids = [int(f) for f in fields]
+    if min(ids) < 0:
+        raise DataError(f"{path}:{lineno}: negative id {min(ids)}")
+    if max(ids) > MAX_ID:
+        raise DataError(f"{path}:{lineno}: id {max(ids)} is too large (ids must be dense, at most {MAX_ID})")
+    return ids
+
+
 def _read_lightgcn_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Parse ``user item item ...`` lines; a user line with no items is allowed (no rows)."""
     users: list[int] = []
     items: list[int] = []
     text = _read_text(path)
     for lineno, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
-        if not fields:
+        line = line.strip()
+        if not line:
             continue
-        try:
-            ids = [int(f) for f in fields]
-        except ValueError:
-            bad = next(f for f in fields if not f.lstrip("-").isdigit())
-            raise DataError(f"{path}:{lineno}: non-numeric id {bad[:40]!r}") from None
-        if min(ids) < 0:
-            raise DataError(f"{path}:{lineno}: negative id {min(ids)}")
+        ids = _parse_ids(path, lineno, line)
         users.extend([ids[0]] * (len(ids) - 1))
         items.extend(ids[1:])
     return np.asarray(users, dtype=np.int64), np.asarray(items, dtype=np.int64)
+
+
+def _check_dense(root: Path, raw: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Refuse an id space far sparser than its ids: the loader allocates ``max id + 1`` rows, so
+    one stray id (a phone number, a hash) would cost gigabytes. Allowed: max id < 10 x distinct
+    ids + 1000, i.e. at most ~90% of the id range unused (dense LightGCN data uses all of it)."""
+    for col, kind in ((0, "user"), (1, "item")):
+        ids = np.concatenate([arrs[col] for arrs in raw.values()])
+        distinct = np.unique(ids).size
+        top = int(ids.max())
+        if top >= 10 * distinct + 1000:
+            name = next(n for n, arrs in raw.items() if arrs[col].size and int(arrs[col].max()) == top)
+            where = _line_of(root / f"{name}.txt", top, first=col == 0)
+            raise DataError(f"{where}: {kind} id {top} is far above the {distinct} distinct {kind} ids "
+                            f"(ids must be dense: max id < 10 x distinct + 1000)")
+
+
+def _line_of(path: Path, value: int, first: bool) -> str:
+    """``path:line`` of the first line holding ``value`` as its user (``first``) or as an item."""
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        ids = [int(f) for f in line.split()]
+        if ids and (ids[0] == value if first else value in ids[1:]):
+            return f"{path}:{lineno}"
+    return str(path)
 
 
 def _dedupe(users: np.ndarray, items: np.ndarray, num_items: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -129,8 +169,9 @@ def _dedupe(users: np.ndarray, items: np.ndarray, num_items: int) -> tuple[np.nd
 def load_lightgcn_dir(path: str | Path) -> Interactions:
     """Load ``train.txt`` (+ ``valid.txt``, ``test.txt`` when present) from a LightGCN folder.
 
-    Ids are taken as given (dense, 0-based) over all three files. Valid/test interactions whose
-    user or item never occurs in train are kept and counted in ``cold``.
+    Ids are taken as given (dense, 0-based) over all three files; an id space mostly unused
+    (max id >= 10 x distinct ids + 1000) is refused. Valid/test interactions whose user or item
+    never occurs in train are kept and counted in ``cold``.
     """
     root = Path(path)
     if not root.is_dir():
@@ -145,6 +186,7 @@ def load_lightgcn_dir(path: str | Path) -> Interactions:
     for name in ("valid", "test"):
         f = root / f"{name}.txt"
         raw[name] = _read_lightgcn_file(f) if f.is_file() else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    _check_dense(root, raw)
     # Ids are dense over the three files (as in the reference LightGCN loader): the catalogue
     # includes items that only occur in valid/test, and they count in Recall's denominator.
     num_users = max(int(u.max()) + 1 for u, _ in raw.values() if u.size)

@@ -17,16 +17,17 @@ ScoreFn = Callable[[np.ndarray], torch.Tensor]
 
 def topk_full_ranking(score_fn: ScoreFn, users: np.ndarray, exclude: tuple[np.ndarray, np.ndarray],
                       k: int, batch_size: int = 1024) -> np.ndarray:
-    """Top-``k`` item indices [len(users), k] with each user's ``exclude`` CSR items masked."""
+    """Top-``k`` item indices [len(users), min(k, items)] with each user's ``exclude`` CSR items
+    masked. ``k`` beyond the catalogue ranks all of it: Recall/NDCG@k stay well defined there."""
     indptr, indices = exclude
-    out = np.empty((users.size, k), dtype=np.int64)
+    parts = []
     for start in range(0, users.size, batch_size):
         batch = users[start:start + batch_size]
         scores = score_fn(batch).float().clone()
         rows, cols = _csr_rows(indptr, indices, batch)
         scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -torch.inf
-        out[start:start + batch.size] = torch.topk(scores, k, dim=1).indices.numpy()
-    return out
+        parts.append(torch.topk(scores, min(k, scores.shape[1]), dim=1).indices.numpy())
+    return np.concatenate(parts) if parts else np.zeros((0, k), np.int64)
 
 
 def _csr_rows(indptr: np.ndarray, indices: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +41,8 @@ def _csr_rows(indptr: np.ndarray, indices: np.ndarray, batch: np.ndarray) -> tup
 
 def ranking_metrics(topk: np.ndarray, users: np.ndarray, truth: tuple[np.ndarray, np.ndarray],
                     ks: Sequence[int]) -> dict[str, float]:
-    """Recall@k and NDCG@k of ``topk`` rows (for ``users``) against ``truth`` CSR."""
+    """Recall@k and NDCG@k of ``topk`` rows (for ``users``) against ``truth`` CSR; a ``k`` wider
+    than ``topk`` (a catalogue smaller than k) scores the whole ranked list."""
     indptr, indices = truth
     kmax = topk.shape[1]
     hits = np.zeros(topk.shape, dtype=bool)
@@ -54,7 +56,7 @@ def ranking_metrics(topk: np.ndarray, users: np.ndarray, truth: tuple[np.ndarray
         h = hits[:, :k]
         recall = h.sum(1) / n_true
         dcg = (h * discounts[:k]).sum(1)
-        ideal = np.cumsum(discounts[:k])[np.minimum(n_true, k).astype(int) - 1]
+        ideal = np.cumsum(discounts[:k])[np.minimum(n_true, min(k, kmax)).astype(int) - 1]
         out[f"recall@{k}"] = float(recall.mean())
         out[f"ndcg@{k}"] = float((dcg / ideal).mean())
     return out

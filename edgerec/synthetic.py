@@ -17,13 +17,26 @@ import numpy as np
 
 from edgerec.data import Interactions, Split, write_lightgcn_dir
 
+# The generator draws every interaction in Python (~1 ms per user at 2,000 items, growing with
+# the catalogue): beyond these it would run for hours with no output. Gowalla-sized fits.
+MAX_USERS = 100_000
+MAX_ITEMS = 100_000
+MAX_COMMUNITIES = 1_000
+
+
+def check_counts(num_users: int, num_items: int, communities: int) -> None:
+    """Refuse counts the generator cannot use (too few) or would take hours over (too many)."""
+    if not (2 <= num_users <= MAX_USERS and 10 <= num_items <= MAX_ITEMS
+            and 1 <= communities <= MAX_COMMUNITIES):
+        raise ValueError(f"need 2..{MAX_USERS} users, 10..{MAX_ITEMS} items and 1..{MAX_COMMUNITIES} "
+                         f"communities, not {num_users}, {num_items}, {communities}")
+
 
 def make_synthetic(num_users: int = 1000, num_items: int = 2000, *, communities: int = 12,
                    mean_interactions: float = 30.0, zipf: float = 1.1, noise: float = 0.15,
                    valid_frac: float = 0.1, test_frac: float = 0.2, seed: int = 0) -> Interactions:
     """Generate a synthetic dataset split per user into train/valid/test (seeded, reproducible)."""
-    if num_users < 2 or num_items < 10 or communities < 1:
-        raise ValueError("need at least 2 users, 10 items and 1 community")
+    check_counts(num_users, num_items, communities)
     rng = np.random.default_rng(seed)
     item_comm = rng.integers(0, communities, num_items)
     rank = rng.permutation(num_items) + 1

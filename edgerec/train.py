@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from edgerec.data import Interactions
+from edgerec.errors import DataError, EdgerecError
 from edgerec.metrics import evaluate_embeddings
 from edgerec.models import build_model, lightgcn_embedding, normalized_adjacency
 
@@ -41,6 +42,36 @@ class TrainConfig:
     threads: int | None = None
     head: str = "dot"      # sage/gat/gcn only: "dot" or "mlp"
     hidden: int = 64       # width of the MLP head
+
+
+class TrainingDiverged(EdgerecError):
+    """The loss or the weights became NaN/inf: nothing trained is worth saving."""
+
+
+def check_config(config: TrainConfig) -> None:
+    """Refuse hyperparameters that crash (ZeroDivisionError) or silently train nothing; the CLI
+    bounds them at parse time, this catches API callers."""
+    floors = {"dim": 1, "layers": 0, "epochs": 1, "batch_size": 1, "eval_every": 1, "patience": 1,
+              "seed": 0, "hidden": 1}
+    for name, low in floors.items():
+        if getattr(config, name) < low:
+            raise ValueError(f"{name} must be at least {low}, not {getattr(config, name)}")
+    if not (math.isfinite(config.lr) and config.lr > 0):
+        raise ValueError(f"lr must be a positive finite number, not {config.lr}")
+    if not (math.isfinite(config.reg) and config.reg >= 0):
+        raise ValueError(f"reg must be a non-negative finite number, not {config.reg}")
+    if config.max_minutes is not None and not (config.max_minutes > 0):
+        raise ValueError(f"max_minutes must be positive, not {config.max_minutes}")
+    if config.threads is not None and config.threads < 1:
+        raise ValueError(f"threads must be at least 1, not {config.threads}")
+
+
+def _check_finite(model: torch.nn.Module, loss: float, epoch: int, config: TrainConfig) -> None:
+    """Stop a diverged run at once, so that no checkpoint of NaN/inf weights is ever written."""
+    if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        return
+    raise TrainingDiverged(f"training diverged at epoch {epoch} (loss {loss:.4g}): lower --lr "
+                           f"(now {config.lr:g}) or --reg (now {config.reg:g}); no checkpoint written")
 
 
 @dataclass
@@ -122,6 +153,7 @@ def train(data: Interactions, config: TrainConfig,
     with the loss (and the valid metrics on evaluation epochs). ``features`` (``[U + I, F]``,
     sage/gat/gcn only) are appended to the learned input embeddings.
     """
+    check_config(config)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -173,6 +205,9 @@ def train(data: Interactions, config: TrainConfig,
             loss.backward()
             opt.step()
             total += float(loss.detach()) * idx.size
+            if not math.isfinite(total):
+                _check_finite(model, total, epoch, config)
+        _check_finite(model, total / n, epoch, config)
         row: dict[str, float] = {"epoch": epoch, "loss": total / n,
                                  "seconds": time.perf_counter() - start}
         out_of_time = (config.max_minutes is not None
@@ -205,6 +240,8 @@ def train(data: Interactions, config: TrainConfig,
 def evaluate_checkpoint_model(model: torch.nn.Module, data: Interactions, split: str,
                               ks: tuple[int, ...] = (10, 20, 40)) -> dict[str, float]:
     """Full-ranking metrics of a trained model on ``split``, the user's training items excluded
-    (the protocol of the published LightGCN figures)."""
+    (the protocol of the published LightGCN figures). An empty split has no metrics: refused."""
+    if len(data.split(split)) == 0:
+        raise DataError(f"the {split} split is empty: nothing to evaluate")
     U = data.num_users
     return _evaluate(model, _graph(getattr(model, "kind", "lightgcn"), data), U, data.train.csr(U), data.split(split).csr(U), ks)
