@@ -34,9 +34,24 @@ def is_edgerec_output(path: Path) -> bool:
     return bool(dirs) and len(dirs) == len(children) and all((c / "manifest.json").is_file() for c in dirs)
 
 
+def _check_parent(path: Path) -> None:
+    """The output's directory can be created and written: checked before hours of work, and
+    the message names the user's path rather than a hidden temporary one."""
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise EdgerecError(f"{path}: {parent} is not a directory")
+    try:  # a real probe: permission bits say nothing for root, /proc or a read-only mount
+        os.rmdir(tempfile.mkdtemp(prefix=".edgerec-probe.", dir=parent))
+    except OSError as e:
+        raise EdgerecError(f"{path}: cannot write in {parent} ({e.strerror})") from None
+
+
 def check_replaceable(path: Path, sources: tuple[Path, ...] = ()) -> None:
     """``--overwrite`` replaces an earlier edgerec output, never anything else: not a file, not a
     directory of other data, and not the directory the command reads its input from."""
+    _check_parent(path)
     if not path.exists() and not path.is_symlink():
         return
     where = path.resolve()

@@ -12,7 +12,15 @@ from typing import Any
 import click
 
 from edgerec.atomic_dir import atomic_directory, check_replaceable
-from edgerec.cli import _compile_options, _echo_json, _fmt_bytes, _run_compile, _table, cli
+from edgerec.cli import (
+    _compile_options,
+    _echo_json,
+    _fmt_bytes,
+    _run_compile,
+    _table,
+    cli,
+    refuse_compile_options_for_ir,
+)
 from edgerec.schemes import SCHEMES
 from runtime import MAX_THREADS
 
@@ -63,7 +71,8 @@ def export_artifacts(source: Path, out: Path, targets: list[str], *, quantize: s
             manifests[t] = export_ir(ir, dest, t, k=k, history_capacity=history_capacity,
                                      extra_files=extra, metrics=ir.metrics, overwrite=True)
             if not quiet:
-                click.echo(f"{t}: verified against the numpy reference", err=True)
+                click.echo(f"{t}: " + ("written (the reference format itself)" if t == "numpy"
+                                       else "verified against the numpy reference"), err=True)
                 if note and t != "tflite":
                     click.echo(f"{t}: note: {note} 4-bit values in int8 storage "
                                "(only the TFLite file packs them two a byte)", err=True)
@@ -104,9 +113,10 @@ def _eval_bytes(source: Path, ir: Any, data_path: Path | None, users: int, capac
               help="int4-item: the item table (the scoring matmul) in int4, packed in the TFLite "
                    "file; the gathered tables int8. int4: every table in int4 (smallest file).")
 @click.option("--k", default=50, show_default=True, help="Top-k the model returns.")
-@click.option("--history-capacity", default=50, show_default=True)
+@click.option("--history-capacity", default=50, show_default=True, type=click.IntRange(1, 10_000),
+              help="Most recent history items the history signature reads.")
 @click.option("--with-eval", is_flag=True, help="Add eval.json (held-out users) for on-device accuracy.")
-@click.option("--eval-users", default=500, show_default=True)
+@click.option("--eval-users", default=500, show_default=True, type=click.IntRange(1))
 @_compile_options
 def export(source: Path, target: str, out: Path, quantize: str, k: int, history_capacity: int,
            with_eval: bool, eval_users: int, data_path: Path | None, mode: str, dims: str,
@@ -114,6 +124,7 @@ def export(source: Path, target: str, out: Path, quantize: str, k: int, history_
            min_agreement: float | None, force: bool, overwrite: bool, as_json: bool,
            distill_epochs: int) -> None:
     """Compile SOURCE (checkpoint or IR dir) and write verified on-device model files."""
+    refuse_compile_options_for_ir(source)
     targets = ["tflite", "onnx"] if target == "all" else [target]
     manifests = export_artifacts(
         source, out, targets, quantize=quantize, mode=mode, dims=dims, energy=energy,

@@ -105,6 +105,13 @@ def reference_topk(ir: IR, mode: str, feeds: dict[str, np.ndarray], k: int,
     return top[scores[top] > -1e8].astype(np.int32), scores
 
 
+def _overlap(got: np.ndarray, ref: np.ndarray) -> float:
+    """|got ∩ ref| / |ref|; two empty answers (a history that excludes every item) agree."""
+    if not ref.size:
+        return float(not got.size)
+    return len(set(got.tolist()) & set(ref.tolist())) / ref.size
+
+
 def compare(ir: IR, run: Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]],
             queries: list[tuple[str, dict[str, np.ndarray]]], k: int,
             activations: str) -> dict[str, Any]:
@@ -117,14 +124,13 @@ def compare(ir: IR, run: Callable[[str, dict[str, np.ndarray]], dict[str, np.nda
         got = items[valid]
         m = per_mode.setdefault(mode, {"agree": [], "exact": [], "err": [], "rel": [], "float": []})
         ref, ref_scores = reference_topk(ir, mode, feeds, k, activations)
-        denom = max(len(ref), 1)
-        m["agree"].append(len(set(got.tolist()) & set(ref.tolist())) / denom)
+        m["agree"].append(_overlap(got, ref))
         m["exact"].append(float(np.array_equal(got, ref)))
         err = float(np.max(np.abs(scores[valid] - ref_scores[got]))) if got.size else 0.0
         m["err"].append(err)
         m["rel"].append(err / max(float(np.max(np.abs(ref_scores[ref]))) if ref.size else 1.0, 1e-12))
         fref, _ = reference_topk(ir, mode, feeds, k, "float")
-        m["float"].append(len(set(got.tolist()) & set(fref.tolist())) / max(len(fref), 1))
+        m["float"].append(_overlap(got, fref))
     report: dict[str, Any] = {"k": k, "activations": activations, "modes": {}}
     for mode, m in per_mode.items():
         report["modes"][mode] = {

@@ -129,6 +129,9 @@ def test_overwrite_replaces_only_an_earlier_output(trained_ckpt: Path, tmp_path:
         assert_one_line_error(run(cmd, str(trained_ckpt), "--out", str(trained_ckpt), "--overwrite",
                                   ok=False), "would replace the input")
     assert (precious / "sub" / "thesis.txt").read_text() == "mine" and afile.read_text() == "mine"
+    # an output that cannot be written is refused before the work, naming the user's path
+    assert_one_line_error(run("compile", str(trained_ckpt), "--out", str(afile / "sub"), ok=False),
+                          f"{afile / 'sub'}: {afile} is not a directory")
     assert (trained_ckpt / "config.json").is_file()
     ir = tmp_path / "ir"
     for _ in range(2):  # an earlier IR is replaced
@@ -149,3 +152,47 @@ def test_outputs_are_readable_under_the_umask(artifacts: Path, trained_ckpt: Pat
             mode = stat.S_IMODE(p.stat().st_mode)
             want = (0o777 if p.is_dir() else 0o666) & ~mask
             assert mode == want, (p, oct(mode), oct(want))
+
+
+def test_option_bounds_and_options_an_ir_source_cannot_take(trained_ckpt: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    for args, needle in ((["--max-recall-drop", "nan"], "--max-recall-drop"),  # NaN passed every guard
+                         (["--max-recall-drop", "-1"], "--max-recall-drop"),
+                         (["--min-agreement", "2"], "--min-agreement"),
+                         (["--history-capacity", "1000000000"], "--history-capacity"),  # MemoryError
+                         (["--eval-users", "-3", "--with-eval"], "--eval-users")):
+        assert_one_line_error(run("export", str(trained_ckpt), "--out", str(out), *args, ok=False), needle)
+    ir = tmp_path / "ir"
+    run("compile", str(trained_ckpt), "--out", str(ir), "--dims", "8")
+    for cmd in ("export", "compile"):  # an IR is already compiled: no silent no-ops
+        assert_one_line_error(run(cmd, str(ir), "--out", str(out), "--quantize", "float16", "--dims", "full",
+                                  ok=False), "--quantize, --dims apply when compiling a checkpoint")
+    assert not out.exists()
+    run("export", str(ir), "--out", str(out), "--k", "10")  # output options still apply
+    assert json.loads((out / "manifest.json").read_text())["dim"] == 8
+
+
+def test_inspect_verifies_and_summarises_artifacts(artifacts: Path, tmp_path: Path) -> None:
+    import shutil
+
+    p = run("inspect", str(artifacts))  # the --target all directory: each artifact
+    assert "artifact" in p.stdout and "tflite" in p.stdout and "onnx" in p.stdout and "verified" in p.stdout
+    assert set(json.loads(run("inspect", str(artifacts), "--json").stdout)) == {"tflite", "onnx"}
+    bad = tmp_path / "bad"
+    shutil.copytree(artifacts / "tflite", bad)
+    data = (bad / "model.tflite").read_bytes()
+    (bad / "model.tflite").write_bytes(data[: len(data) // 2])  # what a device would refuse
+    assert_one_line_error(run("inspect", str(bad), ok=False), "model.tflite")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--channel-keep", "0.5"], "--channel-keep prunes a sage/gcn/gat encoder"),  # was a --dims message
+    (["--head-keep", "0.5"], "act on an MLP head"),
+    (["--finetune-epochs", "1"], "act on an MLP head"),
+    (["--new-user", "bias"], "--new-user chooses a sage/gcn model's base vector"),  # was ignored
+])
+def test_options_the_model_does_not_have_are_refused_by_name(trained_ckpt: Path, tmp_path: Path,
+                                                             args: list[str], needle: str) -> None:
+    out = tmp_path / "ir"
+    assert_one_line_error(run("compile", str(trained_ckpt), "--out", str(out), *args, ok=False), needle)
+    assert not out.exists()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.errors import ExportError
+from edgerec.errors import EdgerecError, ExportError
 from edgerec.passes.quantize import quantize
 from exporters import export_ir, parity
 from runtime import artifact
@@ -146,9 +146,13 @@ def test_existing_output_needs_overwrite(tmp_path: Path, irs) -> None:
     with pytest.raises(ExportError, match="exists"):
         export_ir(irs["float32"], out, "numpy", k=K)
     assert (out / "keep.txt").read_text() == "mine"
-    m = export_ir(irs["float32"], out, "numpy", k=K, overwrite=True,
+    with pytest.raises(EdgerecError, match="not an earlier edgerec output"):  # not ours to delete
+        export_ir(irs["float32"], out, "numpy", k=K, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    export_ir(irs["float32"], out, "numpy", k=K, overwrite=True)  # an empty directory may go
+    m = export_ir(irs["float32"], out, "numpy", k=K, overwrite=True,  # and so may an earlier export
                   extra_files={"eval.json": b"{}"}, metrics={"float": {"recall@20": 0.1}})
-    assert not (out / "keep.txt").exists()
     assert m["eval"] == "eval.json" and "eval.json" in m["files"]
     assert m["metrics"]["float"] == {"recall@20": 0.1}
     assert _leftovers(tmp_path) == ["a"]

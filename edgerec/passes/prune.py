@@ -49,9 +49,12 @@ def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
     notes = []
     if method == "svd":
         Ru, Ri, A, s, B = _spectrum(U, I)
-        root = np.sqrt(s[:dims])
-        Mu = np.linalg.lstsq(Ru, A[:, :dims] * root, rcond=None)[0]
-        Mi = np.linalg.lstsq(Ri, B[:, :dims] * root, rcond=None)[0]
+        r = min(dims, s.size)  # fewer users or items than dims: the score matrix has rank < dims
+        root = np.sqrt(s[:r])
+        Mu = np.linalg.lstsq(Ru, A[:, :r] * root, rcond=None)[0]
+        Mi = np.linalg.lstsq(Ri, B[:, :r] * root, rcond=None)[0]
+        if r < dims:  # the remaining dimensions carry no score energy: zero columns
+            Mu, Mi = (np.pad(M, ((0, 0), (0, dims - r))) for M in (Mu, Mi))
         kept = float(np.sum(s[:dims] ** 2) / np.sum(s ** 2))
         notes.append(f"score-matrix energy kept: {kept:.4f}")
 
