@@ -29,7 +29,7 @@ from edgerec.atomic_dir import atomic_directory
 from edgerec.data import Interactions, Split
 from edgerec.errors import CheckpointError
 from edgerec.models import MODEL_KINDS, build_model
-from edgerec.versioned_json import read_header
+from edgerec.versioned_json import read_header, read_id_list
 
 CKPT_FORMAT = "edgerec-checkpoint"
 CKPT_FORMAT_VERSION = 1
@@ -228,14 +228,10 @@ def _load_splits(path: Path, num_users: int, num_items: int) -> dict[str, Split]
 def _read_ids(path: Path, count: int) -> list[str]:
     """An id map (position = dense index): a JSON list of ``count`` distinct strings."""
     try:
-        ids = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: invalid JSON ({e})") from None
-    if not isinstance(ids, list):
-        raise CheckpointError(f"{path}: expected a JSON list of ids, got {type(ids).__name__}")
-    bad = next((n for n, x in enumerate(ids) if not isinstance(x, str)), None)
-    if bad is not None:
-        raise CheckpointError(f"{path}: id #{bad} is {type(ids[bad]).__name__}, not a string")
+        text = path.read_bytes()
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read ({e.strerror})") from None
+    ids = read_id_list(path, text, CheckpointError)
     if len(ids) != count:
         raise CheckpointError(f"{path}: {len(ids)} ids, but config.json counts {count}")
     if len(set(ids)) != len(ids):

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import IRError
-from edgerec.versioned_json import read_header
+from edgerec.versioned_json import read_header, read_id_list
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
@@ -418,16 +418,7 @@ def _check_table_entry(meta_file: Path, name: str, e: Any) -> None:
 
 def _read_ids(root: Path, name: str, files: dict[str, str]) -> list[str]:
     """An id map (position = dense index): a JSON list of strings; errors name the file."""
-    try:
-        ids = json.loads(_read_checked(root, name, files))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise IRError(f"{root / name}: invalid JSON ({e})") from None
-    if not isinstance(ids, list):
-        raise IRError(f"{root / name}: expected a JSON list of ids, got {type(ids).__name__}")
-    bad = next((n for n, x in enumerate(ids) if not isinstance(x, str)), None)
-    if bad is not None:
-        raise IRError(f"{root / name}: id #{bad} is {type(ids[bad]).__name__}, not a string")
-    return ids
+    return read_id_list(root / name, _read_checked(root, name, files), IRError)
 
 
 def _read_checked(root: Path, name: str, files: dict[str, str]) -> str:
