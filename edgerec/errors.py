@@ -23,3 +23,7 @@ class GuardError(EdgerecError):
 
 class ExportError(EdgerecError):
     """An exporter could not produce a verified model file."""
+
+
+class TrainConfigError(EdgerecError, ValueError):
+    """A training hyperparameter that would crash or train nothing (a ValueError for API callers)."""

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from edgerec.data import Interactions
-from edgerec.errors import DataError, EdgerecError
+from edgerec.errors import DataError, EdgerecError, TrainConfigError
 from edgerec.metrics import evaluate_embeddings
 from edgerec.models import build_model, lightgcn_embedding, normalized_adjacency
 
@@ -55,15 +55,17 @@ def check_config(config: TrainConfig) -> None:
               "seed": 0, "hidden": 1}
     for name, low in floors.items():
         if getattr(config, name) < low:
-            raise ValueError(f"{name} must be at least {low}, not {getattr(config, name)}")
+            raise TrainConfigError(f"{name} must be at least {low}, not {getattr(config, name)}")
     if not (math.isfinite(config.lr) and config.lr > 0):
-        raise ValueError(f"lr must be a positive finite number, not {config.lr}")
+        raise TrainConfigError(f"lr must be a positive finite number, not {config.lr}")
     if not (math.isfinite(config.reg) and config.reg >= 0):
-        raise ValueError(f"reg must be a non-negative finite number, not {config.reg}")
+        raise TrainConfigError(f"reg must be a non-negative finite number, not {config.reg}")
     if config.max_minutes is not None and not (config.max_minutes > 0):
-        raise ValueError(f"max_minutes must be positive, not {config.max_minutes}")
+        raise TrainConfigError(f"max_minutes must be positive, not {config.max_minutes}")
     if config.threads is not None and config.threads < 1:
-        raise ValueError(f"threads must be at least 1, not {config.threads}")
+        raise TrainConfigError(f"threads must be at least 1, not {config.threads}")
+    if config.model != "lightgcn" and config.layers < 1:
+        raise TrainConfigError(f"a {config.model} encoder needs at least one layer (--layers)")
 
 
 def _check_finite(model: torch.nn.Module, loss: float, epoch: int, config: TrainConfig) -> None:

@@ -217,3 +217,11 @@ def test_synth_counts_are_bounded(monkeypatch, capsys, tmp_path: Path, args: tup
 def test_make_synthetic_refuses_huge_counts() -> None:
     with pytest.raises(ValueError, match="users"):
         make_synthetic(100_000_000_000, 100)
+
+
+def test_gnn_needs_a_layer(monkeypatch, capsys, small_dir: Path, tmp_path: Path) -> None:
+    """LightGCN with 0 layers is matrix factorisation; a sage/gcn/gat encoder needs one."""
+    code, _, err = run(monkeypatch, capsys, "train", "--data", str(small_dir), "--out", str(tmp_path / "ck"),
+                       "--model", "sage", "--layers", "0")
+    assert last_error(code, err) == "error: a sage encoder needs at least one layer (--layers)"
+    assert not (tmp_path / "ck").exists()
