@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from edgerec.errors import EdgerecError
-from runtime.artifact import default_mode
 
 # what marks a directory as an earlier edgerec output: a checkpoint, an IR, an artifact
 MARKERS = ("config.json", "ir.json", "manifest.json")
@@ -30,8 +29,17 @@ def is_edgerec_output(path: Path) -> bool:
         return True
     if (path / "checkpoint" / "config.json").is_file():  # edgerec demo
         return True
-    dirs = [c for c in children if c.is_dir()]
-    return bool(dirs) and len(dirs) == len(children) and all((c / "manifest.json").is_file() for c in dirs)
+    return bool(artifact_children(path))
+
+
+def artifact_children(path: Path) -> list[Path]:
+    """The artifacts of an ``export --target all`` directory (every entry is an artifact
+    directory), or [] for anything else."""
+    if not path.is_dir():
+        return []
+    children = sorted(path.iterdir())
+    ok = children and all(c.is_dir() and (c / "manifest.json").is_file() for c in children)
+    return children if ok else []
 
 
 def _check_parent(path: Path) -> None:
@@ -69,10 +77,13 @@ def _share(root: Path) -> None:
     """Give the finished output the permissions of any new file under the umask: mkdtemp's 0700
     and the 0600 of some writers (safetensors) would survive the rename, and an artifact must
     be readable by the service that loads it."""
-    os.chmod(root, default_mode(directory=True))
+    from runtime.artifact import default_mode  # runtime imports numpy: not at CLI start-up
+
+    dir_mode, file_mode = default_mode(directory=True), default_mode()
+    os.chmod(root, dir_mode)
     for p in root.rglob("*"):
         if not p.is_symlink():
-            os.chmod(p, default_mode(directory=p.is_dir()))
+            os.chmod(p, dir_mode if p.is_dir() else file_mode)
 
 
 @contextmanager

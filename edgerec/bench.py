@@ -556,6 +556,22 @@ def write_report(report: Mapping[str, Any], report_dir: Path) -> dict[str, Path]
     return paths
 
 
+def check_bench_args(arts: Sequence[Path], *, requests: int, batch: int, threads: int,
+                     warmup: int = 50, eval_file: Path | None = None) -> None:
+    """The cheap checks, before any measurement (the CLI calls them before its baselines too)."""
+    if not arts:
+        raise BenchError("no artifacts to benchmark")
+    for a in arts:
+        if not (Path(a) / "manifest.json").is_file():
+            raise BenchError(f"{a}: not an artifact directory (no manifest.json)")
+    for name, v, lo in (("requests", requests, 1), ("batch", batch, 1), ("threads", threads, 1),
+                        ("warmup", warmup, 0)):
+        if not isinstance(v, int) or v < lo:
+            raise BenchError(f"--{name} must be an integer >= {lo}, got {v!r}")
+    if eval_file is not None and not Path(eval_file).is_file():
+        raise BenchError(f"--eval {eval_file}: no such file")
+
+
 def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None,
               identity: Path | None = None, remote_python: str = "python3",
               requests: int = 2000, batch: int = 64, threads: int = 1,
@@ -570,17 +586,8 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
     figures docs/benchmarks.md compares).
     """
     arts = [Path(a) for a in artifacts]
-    if not arts:
-        raise BenchError("no artifacts to benchmark")
-    for a in arts:
-        if not (a / "manifest.json").is_file():
-            raise BenchError(f"{a}: not an artifact directory (no manifest.json)")
-    for name, v, lo in (("requests", requests, 1), ("batch", batch, 1), ("threads", threads, 1),
-                        ("warmup", warmup, 0)):
-        if not isinstance(v, int) or v < lo:
-            raise BenchError(f"--{name} must be an integer >= {lo}, got {v!r}")
-    if eval_file is not None and not Path(eval_file).is_file():
-        raise BenchError(f"--eval {eval_file}: no such file")
+    check_bench_args(arts, requests=requests, batch=batch, threads=threads, warmup=warmup,
+                     eval_file=eval_file)
     for b in baselines or []:  # fail before measuring
         baseline_row(b)
     kw = {"requests": requests, "batch": batch, "threads": threads, "warmup": warmup,

@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from edgerec import __version__
+from edgerec.limits import MAX_COMMUNITIES, MAX_ITEMS, MAX_THREADS, MAX_USERS
 from edgerec.schemes import SCHEMES
-from edgerec.synthetic import MAX_COMMUNITIES, MAX_ITEMS, MAX_USERS
 
 
 def _echo_json(obj: Any) -> None:
@@ -112,7 +112,7 @@ def synth(out: Path, users: int, items: int, communities: int, seed: int) -> Non
               help="Evaluations without improvement.")
 @click.option("--max-minutes", type=_FiniteFloatRange(0, min_open=True), default=None,
               help="Wall-time budget for training.")
-@click.option("--threads", type=click.IntRange(1, 256), default=None)
+@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None)
 @click.option("--split", type=click.Choice(["time", "random"]), default="time", show_default=True,
               help="For CSV input: how valid/test are held out.")
 @click.option("--overwrite", is_flag=True)
@@ -124,6 +124,7 @@ def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, h
     """
     from tqdm import tqdm
 
+    from edgerec.atomic_dir import check_replaceable
     from edgerec.checkpoint import save_checkpoint
     from edgerec.data import load_data
     from edgerec.errors import CheckpointError
@@ -132,6 +133,7 @@ def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, h
 
     if out.exists() and not overwrite:
         raise CheckpointError(f"{out} exists (use --overwrite to replace it)")
+    check_replaceable(out, (data_path, *([features_path] if features_path else [])))  # before training
     data = load_data(data_path, split=split) if data_path.is_file() else load_data(data_path)
     click.echo(f"data: {json.dumps(data.summary())}", err=True)
     if model == "lightgcn" and (head != "dot" or features_path is not None):
@@ -196,13 +198,6 @@ def evaluate(checkpoint: Path, data_path: Path | None, split: str, ks: tuple[int
 # ---------------------------------------------------------------------------------------------
 
 
-def _fraction(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    """A finite number in [0, 1] (FloatRange lets NaN through, which disabled the guard)."""
-    if value is not None and not 0.0 <= value <= 1.0:  # False for NaN as well
-        raise click.BadParameter(f"must be a number in [0, 1], got {value}")
-    return value
-
-
 # options that shape how a checkpoint is compiled: an IR source is exported as compiled
 COMPILE_ONLY = ("quantize", "mode", "dims", "energy", "prune_method", "min_item_count",
                 "distill_epochs", "max_recall_drop", "min_agreement", "force", "head_keep",
@@ -237,9 +232,9 @@ def _compile_options(f: Any) -> Any:
         click.option("--distill-epochs", type=click.IntRange(0), default=0, show_default=True,
                      help="LightGCN: after pruning, distil the narrower tables against the float "
                           "model's rankings for N epochs (buys width at the same accuracy; slower)."),
-        click.option("--max-recall-drop", type=float, default=0.02, show_default=True,
-                     callback=_fraction, help="The accuracy guard's budget: a fraction in [0, 1]."),
-        click.option("--min-agreement", type=float, default=None, callback=_fraction,
+        click.option("--max-recall-drop", type=_FiniteFloatRange(0, 1), default=0.02, show_default=True,
+                     help="The accuracy guard's budget: a fraction in [0, 1]."),
+        click.option("--min-agreement", type=_FiniteFloatRange(0, 1), default=None,
                      help="Also require this top-k agreement with the float model, in [0, 1]."),
         click.option("--force", is_flag=True, help="Emit even if the accuracy guard objects."),
         click.option("--overwrite", is_flag=True),
@@ -356,6 +351,7 @@ def compile_cmd(checkpoint: Path, out: Path, quantize: str, data_path: Path | No
 @click.option("--json", "as_json", is_flag=True)
 def inspect(path: Path, as_json: bool) -> None:
     """Summarise an IR directory, an artifact or a checkpoint."""
+    from edgerec.atomic_dir import artifact_children
     from edgerec.errors import EdgerecError
     from edgerec.ir import describe, load_ir
 
@@ -373,7 +369,7 @@ def inspect(path: Path, as_json: bool) -> None:
             click.echo("metrics: " + json.dumps(info["metrics"]["compiled"]))
     elif (path / "manifest.json").is_file():
         _inspect_artifact(path, as_json)
-    elif path.is_dir() and (kids := sorted(c for c in path.iterdir() if (c / "manifest.json").is_file())):
+    elif kids := artifact_children(path):
         if as_json:  # an ``export --target all`` directory: one artifact per target
             from runtime.artifact import load_artifact
 

@@ -21,8 +21,8 @@ from edgerec.cli import (
     cli,
     refuse_compile_options_for_ir,
 )
+from edgerec.limits import MAX_ITEMS, MAX_THREADS, MAX_USERS
 from edgerec.schemes import SCHEMES
-from runtime import MAX_THREADS
 
 TARGETS = ("tflite", "onnx", "numpy")
 QUANT = {("float32" if s == "none" else s): s for s in SCHEMES}  # export's name for "none"
@@ -171,13 +171,11 @@ def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None
           requests: int, baseline_requests: int, batch: int, threads: int, ssh: str | None,
           identity: Path | None, remote_python: str, exact: bool, as_json: bool) -> None:
     """Measure artifacts with device_bench (here or over ssh); write report.json/.md/.png."""
-    from edgerec.bench import NUMPY_REFERENCE, run_bench
+    from edgerec.bench import NUMPY_REFERENCE, check_bench_args, run_bench
 
     arts = list(artifacts)
-    for a in arts:  # cheap checks first: the baselines below take minutes on a large graph
-        if not (a / "manifest.json").is_file():
-            raise click.BadParameter(f"{a}: not an artifact directory (no manifest.json)",
-                                     param_hint="ARTIFACTS")
+    # cheap checks first: the baselines below take minutes on a large graph
+    check_bench_args(arts, requests=requests, batch=batch, threads=threads, eval_file=eval_file)
     baselines = []
     tmp = None
     try:
@@ -292,8 +290,8 @@ def measure_pyg(checkpoint: Path, requests: int, threads: int) -> dict[str, Any]
 
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("edgerec-demo"), show_default=True)
-@click.option("--users", default=1000, show_default=True, type=click.IntRange(2, 100_000))
-@click.option("--items", default=2000, show_default=True, type=click.IntRange(10, 100_000))
+@click.option("--users", default=1000, show_default=True, type=click.IntRange(2, MAX_USERS))
+@click.option("--items", default=2000, show_default=True, type=click.IntRange(10, MAX_ITEMS))
 @click.option("--epochs", default=60, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--requests", default=500, show_default=True, type=click.IntRange(1))
 @click.option("--overwrite", is_flag=True)
@@ -307,18 +305,20 @@ def demo(out: Path, users: int, items: int, epochs: int, requests: int, overwrit
         check_replaceable(out)
     # all or nothing: an earlier demo is moved aside and comes back if this one fails
     out.parent.mkdir(parents=True, exist_ok=True)
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    old = None
     if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
         os.replace(out, old / "a")
     try:
         _demo(out, users, items, epochs, requests)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)
-        if (old / "a").exists():
+        if old is not None:
             os.replace(old / "a", out)
         raise
     finally:
-        shutil.rmtree(old, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _demo(out: Path, users: int, items: int, epochs: int, requests: int) -> None:

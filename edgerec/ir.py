@@ -421,13 +421,14 @@ def _read_ids(root: Path, name: str, files: dict[str, str]) -> list[str]:
     return read_id_list(root / name, _read_checked(root, name, files), IRError)
 
 
-def _read_checked(root: Path, name: str, files: dict[str, str]) -> str:
+def _read_checked(root: Path, name: str, files: dict[str, str]) -> bytes:
+    """The bytes of ``root/name`` once its recorded SHA-256 matches (decoding is the reader's)."""
     f = root / name
     if not f.is_file():
         raise IRError(f"{root}: missing {name}")
     if name in files and _sha256(f) != files[name]:
         raise IRError(f"{root}: {name} does not match its recorded SHA-256 (corrupt or edited)")
-    return f.read_text()
+    return f.read_bytes()
 
 
 def describe(ir: IR) -> dict[str, Any]:

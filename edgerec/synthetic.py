@@ -16,12 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from edgerec.data import Interactions, Split, write_lightgcn_dir
+from edgerec.limits import MAX_COMMUNITIES, MAX_ITEMS, MAX_USERS
 
 # The generator draws every interaction in Python (~1 ms per user at 2,000 items, growing with
 # the catalogue): beyond these it would run for hours with no output. Gowalla-sized fits.
-MAX_USERS = 100_000
-MAX_ITEMS = 100_000
-MAX_COMMUNITIES = 1_000
 
 
 def check_counts(num_users: int, num_items: int, communities: int) -> None:

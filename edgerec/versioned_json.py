@@ -18,7 +18,7 @@ def read_header(file: Path, fmt: str, version: int, what: str, error: type[Excep
     ``version``; otherwise ``error`` with a one-line message naming the file and ``what`` it is."""
     try:
         meta = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8; a forged [[[[... nesting
         raise error(f"{file}: invalid JSON ({e})") from None
     if not isinstance(meta, dict) or meta.get("format") != fmt:
         raise error(f"{file}: not an edgerec {what}")
@@ -33,7 +33,7 @@ def read_id_list(file: Path, text: str | bytes, error: type[Exception]) -> list[
     ``error`` with a one-line message naming the file."""
     try:
         ids = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # bad JSON or UTF-8; a forged [[[[... nesting
         raise error(f"{file}: invalid JSON ({e})") from None
     if not isinstance(ids, list):
         raise error(f"{file}: expected a JSON list of ids, got {type(ids).__name__}")

@@ -379,7 +379,7 @@ class Session:
     @property
     def history(self) -> tuple[Id, ...]:
         """The items so far, oldest first, as stored in the artifact's ``items.json``."""
-        return tuple(self._rec.item_id(i) for i in self._hist)
+        return tuple(self._rec._item_ids[i] for i in self._hist)  # indices checked when added
 
 
 def _as_list(ids: Any, what: str) -> list[Any]:

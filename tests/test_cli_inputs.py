@@ -225,3 +225,17 @@ def test_gnn_needs_a_layer(monkeypatch, capsys, small_dir: Path, tmp_path: Path)
                        "--model", "sage", "--layers", "0")
     assert last_error(code, err) == "error: a sage encoder needs at least one layer (--layers)"
     assert not (tmp_path / "ck").exists()
+
+
+def test_cli_limits_agree_with_the_runtime_and_stay_light() -> None:
+    """The CLI's copy of the thread cap is the runtime's; importing the CLI loads no numpy
+    (``edgerec --help`` took 129 ms instead of 21 when it did)."""
+    import subprocess
+
+    import runtime
+    from edgerec.limits import MAX_THREADS
+
+    assert MAX_THREADS == runtime.MAX_THREADS
+    code = "import sys, edgerec.cli; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"

@@ -15,6 +15,7 @@ tensors, and any surprise (another mapping layout, a parse error) means nothing 
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import os
 import sys
@@ -57,13 +58,23 @@ FULLY_CONNECTED = 9
 
 
 def fully_connected_weights(path: Path) -> list[tuple[int, int]]:
-    """(file offset, length) of the constant weight tensor of every FULLY_CONNECTED operator."""
+    """(file offset, length) of the constant weight tensor of every FULLY_CONNECTED operator
+    (walked once per file version: every thread's interpreter asks)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    return list(_walk(str(path), st.st_size, st.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=16)
+def _walk(path: str, _size: int, _mtime_ns: int) -> tuple[tuple[int, int], ...]:
     try:
         from flatbuffers import encode, packer
         from flatbuffers import number_types as nt
         from flatbuffers.table import Table
     except ImportError:
-        return []
+        return ()
 
     def table(t: Table, slot: int) -> Table | None:
         o = t.Offset(slot)
@@ -105,8 +116,8 @@ def fully_connected_weights(path: Path) -> list[tuple[int, int]]:
                         ranges.add((scalar(buf, _BUFFER_OFFSET, nt.Uint64Flags),
                                     scalar(buf, _BUFFER_SIZE, nt.Uint64Flags)))
     except Exception:  # not a model this walk understands (or not a file we can map): nothing
-        return []
-    return sorted(ranges)
+        return ()
+    return tuple(sorted(ranges))
 
 
 def release(path: Path, mappings: set[tuple[int, int, int]]) -> int:

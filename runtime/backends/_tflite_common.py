@@ -35,6 +35,7 @@ class TFLiteBackend:
         if len(files) != 1:
             raise ArtifactError(f"{artifact.root}: a tflite artifact has one model file, got {sorted(files)}")
         path = artifact.path(files.pop())
+        repacks = repacks and bool(_repacked.fully_connected_weights(path))
         before = _repacked.file_mappings(path) if repacks else set()
         try:
             self._interp = interpreter_cls(model_path=str(path), num_threads=num_threads,
