@@ -322,3 +322,16 @@ def test_cli_inspect_one_line(ckpt: Path, ir_dir: Path, tmp_path: Path, monkeypa
     assert str(bad_ck / "config.json") in _cli_error(monkeypatch, capsys, "inspect", str(bad_ck))
     bad_ids = _forge(ckpt, tmp_path / "ids", "config.json", files={"users.json": b"5"})
     assert str(bad_ids / "users.json") in _cli_error(monkeypatch, capsys, "evaluate", str(bad_ids))
+
+
+def test_deeply_nested_json_is_a_one_line_error(tmp_path: Path) -> None:
+    """json.loads raises RecursionError (not a ValueError) on a forged [[[[... nesting."""
+    from edgerec.errors import CheckpointError
+    from edgerec.versioned_json import read_header, read_id_list
+
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(CheckpointError, match="users.json: invalid JSON"):
+        read_id_list(tmp_path / "users.json", deep, CheckpointError)
+    (tmp_path / "config.json").write_text(deep)
+    with pytest.raises(CheckpointError, match="config.json: invalid JSON"):
+        read_header(tmp_path / "config.json", "edgerec-checkpoint", 1, "checkpoint", CheckpointError)
