@@ -245,7 +245,8 @@ def load_csv(path: str | Path, *, valid_frac: float = 0.1, test_frac: float = 0.
     if width not in (2, 3):
         raise DataError(f"{path}:{start + 1}: expected 2 or 3 columns (user, item[, timestamp]), got {width}")
     if split == "time" and width != 3:
-        raise DataError(f"{path}: split='time' needs a timestamp column; use split='random'")
+        raise DataError(f"{path}: a time split needs a timestamp column; split it randomly (edgerec train "
+                        "--split random, or split='random' in the API)")
     user_index: dict[str, int] = {}
     item_index: dict[str, int] = {}
     us: list[int] = []
