@@ -435,14 +435,15 @@ def _quiet() -> Any:
 def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> TFLiteModel:
     """Build, convert and check the TFLite model for ``ir``; raise ExportError if unsound."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    try:
-        import tensorflow as tf
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise ExportError("the tflite target needs tensorflow (pip install edgerec[compiler])") from e
     weights = _weights_kind(ir)
-    module = _build_module(ir, k, history_capacity, exclude_capacity)
-    fns = [getattr(module, m).get_concrete_function() for m in ("lookup", "history")
-           if m in ir.modes]
+    with _quiet():  # TensorFlow logs (oneDNN, absl) while it builds the graph, whatever the level
+        try:
+            import tensorflow as tf
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise ExportError("the tflite target needs tensorflow (pip install edgerec[compiler])") from e
+        module = _build_module(ir, k, history_capacity, exclude_capacity)
+        fns = [getattr(module, m).get_concrete_function() for m in ("lookup", "history")
+               if m in ir.modes]
     conv = tf.lite.TFLiteConverter.from_concrete_functions(fns, module)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if weights in INTEGER_WEIGHTS:
