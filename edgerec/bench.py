@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import os
 import re
 import shlex
@@ -32,6 +31,7 @@ import runtime
 from device_bench.measure import measure_calls
 from device_bench.report import ReportError, check_latency, validate_report
 from edgerec.errors import EdgerecError
+from runtime.artifact import is_finite_number
 
 BENCH_FORMAT = "edgerec-bench-report"
 BENCH_FORMAT_VERSION = 1
@@ -291,10 +291,6 @@ def _target_row(device: str, t: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _num(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def baseline_row(b: Mapping[str, Any]) -> dict[str, Any]:
     """Check a precomputed baseline and turn it into a report row.
 
@@ -310,7 +306,7 @@ def baseline_row(b: Mapping[str, Any]) -> dict[str, Any]:
     if set(b) - known:
         raise BenchError(f"baseline {b['name']}: unknown keys {sorted(set(b) - known)}")
     for key in ("file_bytes", "init_ms", "peak_rss_increase_bytes"):
-        if b.get(key) is not None and not _num(b[key]):
+        if b.get(key) is not None and not is_finite_number(b[key]):
             raise BenchError(f"baseline {b['name']}.{key}: expected a number")
     modes = dict(b.get("modes") or {})
     for m, v in modes.items():
@@ -322,14 +318,14 @@ def baseline_row(b: Mapping[str, Any]) -> dict[str, Any]:
         except ReportError as e:
             raise BenchError(str(e)) from None
     for m, v in (b.get("throughput_recs_per_s") or {}).items():
-        if m not in MODES or (v is not None and not _num(v)):
+        if m not in MODES or (v is not None and not is_finite_number(v)):
             raise BenchError(f"baseline {b['name']}.throughput_recs_per_s.{m}: expected a number")
     acc = dict(b.get("accuracy") or {})
     for m, a in acc.items():
         if m not in MODES or not isinstance(a, Mapping):
             raise BenchError(f"baseline {b['name']}.accuracy.{m}: expected a mode -> metrics")
         for k, v in a.items():
-            if v is not None and not (_num(v) and 0 <= v <= 1):
+            if v is not None and not (is_finite_number(v) and 0 <= v <= 1):
                 raise BenchError(f"baseline {b['name']}.accuracy.{m}.{k}: expected 0..1")
     return {"kind": "baseline", "device": b.get("device"), "name": b["name"], "path": None,
             "error": None, "target": b.get("target"), "quantization": b.get("quantization"),
@@ -355,7 +351,7 @@ def merge_reports(runs: Sequence[Mapping[str, Any]],
 
 
 def _ratio(a: Any, b: Any) -> float | None:
-    return a / b if _num(a) and _num(b) and b > 0 else None
+    return a / b if is_finite_number(a) and is_finite_number(b) and b > 0 else None
 
 
 def gains(rows: Sequence[Mapping[str, Any]], local: set[str] | frozenset[str] = frozenset()

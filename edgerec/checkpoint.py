@@ -30,6 +30,7 @@ from edgerec.data import Interactions, Split
 from edgerec.errors import CheckpointError
 from edgerec.models import MODEL_KINDS, build_model
 from edgerec.versioned_json import read_header, read_id_list
+from runtime.artifact import is_int
 
 CKPT_FORMAT = "edgerec-checkpoint"
 CKPT_FORMAT_VERSION = 1
@@ -131,18 +132,13 @@ class _Sizes:
     layers: int
 
 
-def _is_int(v: Any) -> bool:
-    """A JSON integer (``true`` is a bool in Python's eyes, not a count)."""
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _int_field(cfg_file: Path, config: dict[str, Any], key: str, low: int, high: int | None = None,
                default: int | None = None) -> int:
     """``config[key]`` as an int in ``[low, high]``, or a one-line error naming the field."""
     if key not in config and default is not None:
         return default
     v = config.get(key)
-    if not _is_int(v) or v < low or (high is not None and v > high):
+    if not is_int(v) or v < low or (high is not None and v > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise CheckpointError(f"{cfg_file}: {key!r} must be an integer {bound}, got {v!r}"[:300])
     return int(v)
@@ -173,7 +169,7 @@ def _check_data_section(cfg_file: Path, d: Any) -> None:
         raise CheckpointError(f"{cfg_file}: 'data' must be an object, got {type(d).__name__}")
     checks = {"source": lambda v: isinstance(v, str), "synthetic": lambda v: isinstance(v, bool),
               "fingerprint": lambda v: v is None or isinstance(v, str),
-              "dropped": lambda v: isinstance(v, dict) and all(_is_int(n) for n in v.values())}
+              "dropped": lambda v: isinstance(v, dict) and all(is_int(n) for n in v.values())}
     for key, ok in checks.items():
         if key in d and not ok(d[key]):
             raise CheckpointError(f"{cfg_file}: malformed 'data.{key}' ({d[key]!r})"[:300])

@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import IRError
 from edgerec.versioned_json import read_header, read_id_list
+from runtime.artifact import is_finite_number, is_int
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
@@ -231,7 +231,7 @@ class IR:
             raise IRError(f"a {kind} history program has aggregation {aggregation!r} and norm {norm!r}, "
                           f"got {self.history!r}")
         slope = self.history.get("negative_slope", 0.2)  # scoring and exporters float() it
-        if not isinstance(slope, int | float) or isinstance(slope, bool) or not math.isfinite(slope):
+        if not is_finite_number(slope):
             raise IRError(f"history negative_slope must be a finite number, got {slope!r}")
         if "history" in self.modes:
             missing = [n for n in needed if n not in self.tables]
@@ -357,8 +357,8 @@ def load_ir(path: str | os.PathLike[str]) -> IR:
 
 
 def _is_count(v: Any) -> bool:
-    """A non-negative JSON integer (``true`` is a bool in Python's eyes, not a count)."""
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+    """A non-negative JSON integer."""
+    return is_int(v) and v >= 0
 
 
 def _is_plain_name(v: Any) -> bool:

@@ -123,8 +123,14 @@ def check_model_io(manifest: dict[str, Any], mode: str,
 # Manifest schema
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
+    """A JSON integer (``true`` is a bool in Python's eyes, not a count)."""
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_finite_number(v: Any) -> bool:
+    """A finite JSON number (not a bool, NaN or an infinity)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _need(cond: bool, msg: str) -> None:
@@ -150,16 +156,16 @@ def validate_manifest(m: Any) -> None:
     _need(isinstance(m, dict), f"must be a JSON object, got {type(m).__name__}")
     _need(m.get("format") == FORMAT, f"'format' must be {FORMAT!r}, got {m.get('format')!r}")
     ver = m.get("format_version")
-    if not _is_int(ver) or ver != FORMAT_VERSION:
+    if not is_int(ver) or ver != FORMAT_VERSION:
         raise ArtifactError(f"manifest: format_version {ver!r} is not supported (this runtime "
                             f"reads version {FORMAT_VERSION}; use a matching edgerec to re-export)")
     _need(m.get("target") in TARGETS, f"'target' must be one of {list(TARGETS)}, got {m.get('target')!r}")
     for key, low in (("num_users", 0), ("num_items", 1), ("dim", 1), ("k", 1),
                      ("history_capacity", 1), ("exclude_capacity", 1)):
         v = m.get(key)
-        _need(_is_int(v) and v >= low and v < 2**31 - 1, f"{key!r} must be an integer >= {low}, got {v!r}")
+        _need(is_int(v) and v >= low and v < 2**31 - 1, f"{key!r} must be an integer >= {low}, got {v!r}")
     _need(m["k"] <= m["num_items"], f"k={m['k']} exceeds num_items={m['num_items']}")
-    _need(m.get("pad_index") == m["num_items"] and _is_int(m.get("pad_index")),
+    _need(m.get("pad_index") == m["num_items"] and is_int(m.get("pad_index")),
           f"'pad_index' must equal num_items ({m['num_items']}), got {m.get('pad_index')!r}")
     modes = m.get("modes")
     _need(isinstance(modes, list) and modes and all(x in MODES for x in modes)
@@ -238,14 +244,14 @@ def program(m: dict[str, Any]) -> tuple[str, str]:
     _need(isinstance(sc, dict) and isinstance(sc.get("kind"), str) and sc["kind"] in SCORER_TABLES,
           f"'scorer' must be an object with kind in {list(SCORER_TABLES)}, got {sc!r}")
     if sc["kind"] == "mlp":
-        _need(_is_int(sc.get("hidden")) and sc["hidden"] >= 1 and sc.get("activation", "relu") == "relu",
+        _need(is_int(sc.get("hidden")) and sc["hidden"] >= 1 and sc.get("activation", "relu") == "relu",
               f"an 'mlp' scorer needs an integer 'hidden' >= 1 and activation 'relu', got {sc!r}")
     hi = m.get("history", {"kind": "lightgcn"})
     _need(isinstance(hi, dict) and isinstance(hi.get("kind", "lightgcn"), str)
           and hi.get("kind", "lightgcn") in HISTORY_TABLES,
           f"'history' must be an object with kind in {list(HISTORY_TABLES)}, got {hi!r}")
     slope = hi.get("negative_slope", 0.2)
-    _need(isinstance(slope, int | float) and not isinstance(slope, bool) and math.isfinite(slope),
+    _need(is_finite_number(slope),
           f"history.negative_slope must be a finite number, got {slope!r}")
     return str(sc["kind"]), str(hi.get("kind", "lightgcn"))
 
@@ -416,7 +422,7 @@ def load_ids(root: Path, name: str, count: int, what: str) -> list[str | int] | 
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ArtifactError(f"{root}: {name} is not valid JSON ({e})") from None
     if not isinstance(ids, list) or not all(
-            isinstance(x, str) or _is_int(x) for x in ids):
+            isinstance(x, str) or is_int(x) for x in ids):
         raise ArtifactError(f"{root}: {name} must be a JSON list of string or integer {what} ids")
     if len(ids) != count:
         raise ArtifactError(f"{root}: {name} has {len(ids)} {what} ids, the manifest says {count}")
