@@ -12,17 +12,16 @@ import hashlib
 import json
 import math
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from runtime.errors import ArtifactError, ChecksumError
 from runtime.idmap import DecimalRange, decimal_range_of
-from runtime.quant import ACTIVATIONS
+from runtime.schema import first_error, manifest_schema
 
 FORMAT = "edgerec-artifact"
 FORMAT_VERSION = 1
@@ -52,7 +51,6 @@ MASKED_SCORE = -1e8
 """Scores at or below this are masked items; the runtime never returns them."""
 
 _MAX_MANIFEST_BYTES = 16 << 20
-_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def index_dtype(num_items: int) -> np.dtype:
@@ -133,127 +131,30 @@ def is_finite_number(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _need(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ArtifactError(f"manifest: {msg}")
-
-
-def _check_relpath(v: Any, what: str) -> str:
-    _need(isinstance(v, str) and v != "", f"{what} must be a non-empty file name, got {v!r}")
-    p = PurePosixPath(v)
-    _need(not p.is_absolute() and ".." not in p.parts and "\\" not in v and "\x00" not in v,
-          f"{what} {v!r} must be a relative path inside the artifact")
-    _need(v != MANIFEST, f"{what} cannot be {MANIFEST}")
-    return v
-
-
 def validate_manifest(m: Any) -> None:
     """Raise :class:`ArtifactError` unless ``m`` is a manifest this runtime can serve.
 
-    Checks the schema and the consistency of its numbers, and that every file it references is
-    listed (with a SHA-256) in ``files``. It does not touch the disk.
+    The rules are ``runtime/manifest.schema.json``, the contract's one machine-readable
+    description (the browser runtime validates against the same file): the schema, the
+    consistency of its numbers (``k <= num_items``, ``pad_index``, the signatures' shapes), and
+    that every file it references is listed, with a SHA-256, in ``files``, as a relative path
+    inside the artifact. It does not touch the disk.
     """
-    _need(isinstance(m, dict), f"must be a JSON object, got {type(m).__name__}")
-    _need(m.get("format") == FORMAT, f"'format' must be {FORMAT!r}, got {m.get('format')!r}")
-    ver = m.get("format_version")
-    if not is_int(ver) or ver != FORMAT_VERSION:
-        raise ArtifactError(f"manifest: format_version {ver!r} is not supported (this runtime "
-                            f"reads version {FORMAT_VERSION}; use a matching edgerec to re-export)")
-    _need(m.get("target") in TARGETS, f"'target' must be one of {list(TARGETS)}, got {m.get('target')!r}")
-    for key, low in (("num_users", 0), ("num_items", 1), ("dim", 1), ("k", 1),
-                     ("history_capacity", 1), ("exclude_capacity", 1)):
-        v = m.get(key)
-        _need(is_int(v) and v >= low and v < 2**31 - 1, f"{key!r} must be an integer >= {low}, got {v!r}")
-    _need(m["k"] <= m["num_items"], f"k={m['k']} exceeds num_items={m['num_items']}")
-    _need(m.get("pad_index") == m["num_items"] and is_int(m.get("pad_index")),
-          f"'pad_index' must equal num_items ({m['num_items']}), got {m.get('pad_index')!r}")
-    modes = m.get("modes")
-    _need(isinstance(modes, list) and modes and all(x in MODES for x in modes)
-          and len(set(modes)) == len(modes), f"'modes' must be a non-empty list from {list(MODES)}, got {modes!r}")
-    if "lookup" in modes:
-        _need(m["num_users"] >= 1, "lookup mode needs num_users >= 1")
-    q = m.get("quantization")
-    _need(isinstance(q, dict), "'quantization' must be an object")
-    _need(q.get("weights") in WEIGHTS, f"quantization.weights must be one of {list(WEIGHTS)}, got {q.get('weights')!r}")
-    _need(q.get("activations") in ACTIVATIONS,
-          f"quantization.activations must be one of {list(ACTIVATIONS)}, got {q.get('activations')!r}")
-
-    files = m.get("files")
-    _need(isinstance(files, dict), "'files' must be an object {file: sha256}")
-    for name, sha in files.items():
-        _check_relpath(name, "files entry")
-        _need(isinstance(sha, str) and bool(_SHA_RE.match(sha)), f"files[{name!r}] is not a hex SHA-256")
-
-    def listed(v: Any, what: str) -> None:
-        _check_relpath(v, what)
-        _need(v in files, f"{what} {v!r} is not listed in 'files' (refusing an unhashed file)")
-
-    ids = m.get("id_maps")
-    _need(isinstance(ids, dict), "'id_maps' must be an object {users, items}")
-    listed(ids.get("users"), "id_maps.users")
-    listed(ids.get("items"), "id_maps.items")
-    listed(m.get("popular"), "popular")
-    seen = m.get("seen")
-    _need(seen is None or isinstance(seen, dict), "'seen' must be null or {indptr, indices}")
-    if seen is not None:
-        listed(seen.get("indptr"), "seen.indptr")
-        listed(seen.get("indices"), "seen.indices")
-    if m.get("eval") is not None:
-        listed(m["eval"], "eval")
-    for key in ("metrics", "toolkit", "source"):
-        _need(m.get(key) is None or isinstance(m[key], dict), f"{key!r} must be an object")
-
-    sigs = m.get("signatures")
-    if m["target"] == "numpy" and sigs is None:
-        sigs = {}
-    _need(isinstance(sigs, dict), "'signatures' must be an object {mode: signature}")
-    want = default_signatures(m["target"], modes, m["k"], m["history_capacity"], m["exclude_capacity"])
-    for mode in modes if m["target"] != "numpy" else [x for x in modes if x in sigs]:
-        s = sigs.get(mode)
-        _need(isinstance(s, dict), f"signatures.{mode} is missing")
-        if m["target"] != "numpy" or s.get("file") is not None:
-            listed(s.get("file"), f"signatures.{mode}.file")
-        _need(isinstance(s.get("key"), str) and s["key"] != "", f"signatures.{mode}.key must be a string")
-        for side in ("inputs", "outputs"):
-            _need(s.get(side) == want[mode][side],
-                  f"signatures.{mode}.{side} is {s.get(side)!r}, expected {want[mode][side]!r} "
-                  f"(from k, history_capacity and exclude_capacity)")
-    extra = set(sigs) - set(modes)
-    _need(not extra, f"signatures for modes not in 'modes': {sorted(extra)}")
-
-    scorer, history = program(m)
-    if m["target"] == "numpy":
-        tables = m.get("tables")
-        _need(isinstance(tables, dict), "numpy target needs 'tables' {name: {file, scale_file}}")
-        need = set(SCORER_TABLES[scorer]) | ({"user"} if "lookup" in modes else set()) | (
-            set(HISTORY_TABLES[history]) if "history" in modes else set())
-        _need(need <= set(tables), f"numpy target needs tables {sorted(need)}, has {sorted(tables)}")
-        for name, t in tables.items():
-            _need(name in TABLES, f"unknown table {name!r}")
-            _need(isinstance(t, dict), f"tables.{name} must be an object")
-            listed(t.get("file"), f"tables.{name}.file")
-            if t.get("scale_file") is not None:
-                listed(t["scale_file"], f"tables.{name}.scale_file")
+    try:
+        error = first_error(m, manifest_schema())
+    except RecursionError:  # a pathologically nested value compared against a const
+        error = "nested too deeply"
+    if error is not None:
+        raise ArtifactError(f"manifest: {error}")
 
 
 def program(m: dict[str, Any]) -> tuple[str, str]:
-    """(scorer kind, history kind) of a manifest, checking its optional ``scorer`` and
+    """(scorer kind, history kind) of a validated manifest, from its optional ``scorer`` and
     ``history`` blocks: ``{"kind": "dot"}`` or ``{"kind": "mlp", "hidden": h, "activation":
-    "relu"}``; ``{"kind": "lightgcn"|"sage"|"gcn"|"gat", ...}`` (gat: ``negative_slope``)."""
-    sc = m.get("scorer", {"kind": "dot"})
-    _need(isinstance(sc, dict) and isinstance(sc.get("kind"), str) and sc["kind"] in SCORER_TABLES,
-          f"'scorer' must be an object with kind in {list(SCORER_TABLES)}, got {sc!r}")
-    if sc["kind"] == "mlp":
-        _need(is_int(sc.get("hidden")) and sc["hidden"] >= 1 and sc.get("activation", "relu") == "relu",
-              f"an 'mlp' scorer needs an integer 'hidden' >= 1 and activation 'relu', got {sc!r}")
-    hi = m.get("history", {"kind": "lightgcn"})
-    _need(isinstance(hi, dict) and isinstance(hi.get("kind", "lightgcn"), str)
-          and hi.get("kind", "lightgcn") in HISTORY_TABLES,
-          f"'history' must be an object with kind in {list(HISTORY_TABLES)}, got {hi!r}")
-    slope = hi.get("negative_slope", 0.2)
-    _need(is_finite_number(slope),
-          f"history.negative_slope must be a finite number, got {slope!r}")
-    return str(sc["kind"]), str(hi.get("kind", "lightgcn"))
+    "relu"}``; ``{"kind": "lightgcn"|"sage"|"gcn"|"gat", ...}`` (gat: ``negative_slope``).
+    Absent blocks mean a dot product and the LightGCN fold."""
+    return (str(m.get("scorer", {}).get("kind", "dot")),
+            str(m.get("history", {}).get("kind", "lightgcn")))
 
 
 def build_manifest(*, target: str, num_users: int, num_items: int, dim: int, k: int,
