@@ -15,8 +15,8 @@ from pathlib import Path
 
 from edgerec.errors import EdgerecError
 
-# what marks a directory as an earlier edgerec output: a checkpoint, an IR, an artifact
-MARKERS = ("config.json", "ir.json", "manifest.json")
+# what marks a directory as an earlier edgerec output: a checkpoint, an IR, an artifact, a site
+MARKERS = ("config.json", "ir.json", "manifest.json", "edgerec-site.json")
 
 
 def is_edgerec_output(path: Path) -> bool:
