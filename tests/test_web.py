@@ -269,3 +269,29 @@ def test_demo_page_recommends_and_updates(artifacts, tmp_path):
     assert page["error"] in (None, "")
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert "from your 2 item(s)" in page["text"]
+
+
+def test_browser_labels_say_when_they_are_emulated():
+    from edgerec.browser_bench import browser_label
+
+    assert browser_label(1) == "browser (wasm)"
+    assert browser_label(4) == "browser (wasm, emulated 4x slower CPU)"
+
+
+@pytest.mark.slow
+def test_bench_browser_rows_fold_into_the_bench_report(artifacts):
+    """A throttled run in real time: the page POSTs its samples to the local server and they
+    become a bench-report row the report merger accepts, labelled as emulated."""
+    need_browser()
+    from edgerec.bench import baseline_row
+    from edgerec.browser_bench import browser_baselines
+
+    (row,) = browser_baselines([artifacts[("onnx", "int8")]], cpu_throttle=2)
+    assert row["name"] == "onnx-int8 browser (wasm, emulated 2x slower CPU)"
+    checked = baseline_row(row)
+    assert checked["modes"] == ["history", "lookup"]
+    for mode in ("history", "lookup"):
+        assert row["modes"][mode]["latency"]["count"] == 40
+        assert 0 <= row["accuracy"][mode]["recall@20"] <= 1
+    assert "timer step 0.005 ms" in row["note"]  # served cross-origin isolated
+    assert "lookup 40/40" in row["note"] or "near-ties" in row["note"]
