@@ -24,6 +24,7 @@ function chip(id, { mine = false, onClick } = {}) {
   b.type = "button";
   b.className = "chip" + (mine ? " mine" : "");
   b.textContent = `#${id}`;
+  b.dataset.item = id;
   const rank = popularRank.get(id);
   if (rank !== undefined) {
     const s = document.createElement("small");
@@ -56,6 +57,8 @@ async function refresh() {
     li.addEventListener("click", () => add(r.item));
     return li;
   }));
+  const mine = new Set(session.history.map(String));
+  for (const b of $("popular").children) b.classList.toggle("mine", mine.has(b.dataset.item));
   const hist = $("history");
   hist.replaceChildren(...session.history.map((id) => chip(id, { mine: true, onClick: () => { session.remove(id); refresh(); } })));
   if (!session.history.length) hist.innerHTML = '<span class="hint">Empty: you get the popular items.</span>';
