@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 import runtime
+from edgerec.api import export
 from edgerec.checkpoint import load_checkpoint
-from edgerec.commands import export_artifacts
 from edgerec.metrics import ranking_metrics, topk_agreement, users_with_items
 
 CONFIGS = [("float32", "full"), ("int8", "full"), ("int8", "auto")]
@@ -82,9 +82,9 @@ def main() -> None:
         name = f"{quant}-{dims}"
         art = args.out / name
         t0 = time.perf_counter()
-        export_artifacts(args.ckpt, art, ["tflite", "onnx"], quantize=quant, dims=dims,
-                         history_capacity=args.history_capacity, overwrite=True, quiet=True,
-                         force=quant == "int8" and dims == "full")
+        export(args.ckpt, art, target="all", quantize=quant, dims=None if dims == "full" else dims,
+               history_capacity=args.history_capacity, overwrite=True,
+               force=quant == "int8" and dims == "full")
         export_s = time.perf_counter() - t0
         for target in ("tflite", "onnx"):
             root = art / target

@@ -35,7 +35,7 @@ from edgerec.passes.precompute_gnn import precompute_gnn
 from edgerec.passes.prune_channels import finetune_head, prune_head
 from edgerec.passes.quantize import quantize
 from edgerec.scoring import agreement, evaluate_ir
-from edgerec.train import TrainConfig, train
+from edgerec.trainer import TrainConfig, train
 from exporters import export_ir
 
 

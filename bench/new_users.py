@@ -24,7 +24,7 @@ from edgerec.data import Split, load_data
 from edgerec.metrics import ranking_metrics, topk_full_ranking, users_with_items
 from edgerec.passes.precompute import precompute
 from edgerec.scoring import history_vectors, ir_topk
-from edgerec.train import TrainConfig, train
+from edgerec.trainer import TrainConfig, train
 
 
 def main() -> None:

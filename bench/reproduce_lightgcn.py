@@ -19,7 +19,7 @@ import torch
 
 from edgerec.checkpoint import save_checkpoint
 from edgerec.data import load_data
-from edgerec.train import TrainConfig, evaluate_checkpoint_model, train
+from edgerec.trainer import TrainConfig, evaluate_checkpoint_model, train
 
 PUBLISHED = {  # LightGCN on these exact splits (../shared/datasets/README.md)
     "lastfm": {"recall@10": 0.1741, "ndcg@10": 0.1996, "recall@40": 0.3481, "ndcg@40": 0.2854},

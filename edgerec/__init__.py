@@ -1,3 +1,37 @@
-"""edgerec: compile graph-neural-network recommenders into small, verified on-device models."""
+"""edgerec: compile graph-neural-network recommenders into small, verified on-device models.
 
-__version__ = "0.1.0"
+.. code-block:: python
+
+    import edgerec
+    ckpt = edgerec.from_pyg(model, edge_index, num_users=U, num_items=I)
+    edgerec.export(edgerec.compile(ckpt), "art", target="tflite")
+
+Importing ``edgerec`` is cheap: torch, PyG and the converters are imported by the functions
+that use them.
+"""
+
+from edgerec._version import __version__
+from edgerec.api import (
+    Compiled,
+    compile,
+    eval_sample,
+    evaluate,
+    export,
+    load_checkpoint,
+    load_data,
+    train,
+)
+from edgerec.errors import EdgerecError
+
+__all__ = [
+    "Compiled",
+    "EdgerecError",
+    "__version__",
+    "compile",
+    "eval_sample",
+    "evaluate",
+    "export",
+    "load_checkpoint",
+    "load_data",
+    "train",
+]

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from edgerec import __version__
+from edgerec._version import __version__
 from edgerec.atomic_dir import atomic_directory
 from edgerec.data import Interactions, Split
 from edgerec.errors import CheckpointError
@@ -35,6 +35,7 @@ from runtime.artifact import is_int
 CKPT_FORMAT = "edgerec-checkpoint"
 CKPT_FORMAT_VERSION = 1
 _FILES = ("weights.safetensors", "graph.safetensors", "users.json", "items.json")
+IN_MEMORY = Path("<in memory>")  # the path of a checkpoint that has not been written
 
 
 @dataclass
@@ -60,33 +61,49 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _serialized(model: torch.nn.Module, data: Interactions) -> dict[str, bytes]:
+    """Every file of a checkpoint but ``config.json``, as the bytes written to disk."""
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    graph = {}
+    for name in ("train", "valid", "test"):
+        s = data.split(name)
+        graph[f"{name}_users"] = torch.from_numpy(s.users.astype(np.int64))
+        graph[f"{name}_items"] = torch.from_numpy(s.items.astype(np.int64))
+    return {"weights.safetensors": save(state), "graph.safetensors": save(graph),
+            "users.json": json.dumps(data.user_ids).encode(),
+            "items.json": json.dumps(data.item_ids).encode()}
+
+
+def _full_config(config: dict[str, Any], data: Interactions, files: dict[str, bytes]) -> dict[str, Any]:
+    return {
+        "format": CKPT_FORMAT, "format_version": CKPT_FORMAT_VERSION,
+        "edgerec_version": __version__, **config,
+        "num_users": data.num_users, "num_items": data.num_items,
+        "data": {"fingerprint": data.fingerprint(), "source": data.source,
+                 "synthetic": data.synthetic, "dropped": data.dropped},
+        "files": {f: hashlib.sha256(files[f]).hexdigest() for f in _FILES},
+    }
+
+
 def save_checkpoint(path: str | os.PathLike[str], model: torch.nn.Module, data: Interactions,
                     config: dict[str, Any], overwrite: bool = False) -> Path:
     """Write a checkpoint directory atomically (temp dir beside ``path``, then rename)."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise CheckpointError(f"{path} exists (use --overwrite to replace it)")
+    files = _serialized(model, data)
     with atomic_directory(path) as tmp:
-        state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "weights.safetensors"))
-        graph = {}
-        for name in ("train", "valid", "test"):
-            s = data.split(name)
-            graph[f"{name}_users"] = torch.from_numpy(s.users.astype(np.int64))
-            graph[f"{name}_items"] = torch.from_numpy(s.items.astype(np.int64))
-        save_file(graph, str(tmp / "graph.safetensors"))
-        (tmp / "users.json").write_text(json.dumps(data.user_ids))
-        (tmp / "items.json").write_text(json.dumps(data.item_ids))
-        full = {
-            "format": CKPT_FORMAT, "format_version": CKPT_FORMAT_VERSION,
-            "edgerec_version": __version__, **config,
-            "num_users": data.num_users, "num_items": data.num_items,
-            "data": {"fingerprint": data.fingerprint(), "source": data.source,
-                     "synthetic": data.synthetic, "dropped": data.dropped},
-            "files": {f: _sha256(tmp / f) for f in _FILES},
-        }
-        (tmp / "config.json").write_text(json.dumps(full, indent=2))
+        for name, blob in files.items():
+            (tmp / name).write_bytes(blob)
+        (tmp / "config.json").write_text(json.dumps(_full_config(config, data, files), indent=2))
     return path
+
+
+def in_memory_checkpoint(model: torch.nn.Module, data: Interactions,
+                         config: dict[str, Any]) -> Checkpoint:
+    """A checkpoint that has not been written: its config and fingerprint are those
+    :func:`save_checkpoint` would write, so what is compiled from it is the same."""
+    return Checkpoint(IN_MEMORY, _full_config(config, data, _serialized(model, data)), model, data)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:

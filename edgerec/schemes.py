@@ -8,3 +8,11 @@ keep the same integers in int8 (docs/compression.md).
 
 SCHEMES = ("int8", "int4-item", "int4", "float16", "none")
 DOT_SCORER_ONLY = ("int4-item", "int4")  # pack the dot scorer's tables: refused for MLP heads
+
+# The public names of the number formats (API and CLI): ``float32`` is the passes' ``none``.
+FORMATS = ("int8", "int4-item", "int4", "float16", "float32")
+
+
+def scheme_of(number_format: str) -> str:
+    """The quantize pass's scheme for a public number format name."""
+    return "none" if number_format == "float32" else number_format

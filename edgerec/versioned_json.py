@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgerec import __version__
+from edgerec._version import __version__
 
 
 def read_header(file: Path, fmt: str, version: int, what: str, error: type[Exception]) -> dict[str, Any]:

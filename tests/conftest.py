@@ -25,7 +25,7 @@ def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def trained_ckpt(synthetic_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from edgerec.checkpoint import save_checkpoint
     from edgerec.data import load_data
-    from edgerec.train import TrainConfig, train
+    from edgerec.trainer import TrainConfig, train
 
     data = load_data(synthetic_dir)
     result = train(data, TrainConfig(dim=16, layers=2, epochs=30, batch_size=2048, lr=2e-2,

@@ -61,7 +61,7 @@ def test_train_evaluate_compile_inspect(synthetic_dir: Path, tmp_path: Path) -> 
 
 def test_seeded_training_is_reproducible(synthetic_dir: Path) -> None:
     from edgerec.data import load_data
-    from edgerec.train import TrainConfig, train
+    from edgerec.trainer import TrainConfig, train
 
     data = load_data(synthetic_dir)
     cfg = TrainConfig(dim=8, layers=1, epochs=2, batch_size=4096, eval_every=2, seed=7, threads=1)

@@ -73,7 +73,7 @@ def test_export_numpy_target_prints_its_table_size(trained_ckpt: Path, tmp_path:
     out = tmp_path / "ref"
     p = run("export", str(trained_ckpt), "--target", "numpy", "--quantize", "float32", "--dims", "full",
             "--out", str(out))
-    from edgerec.cli import _fmt_bytes
+    from edgerec.cli._format import fmt_bytes as _fmt_bytes
 
     assert p.returncode == 0 and "Traceback" not in p.stderr and "numpy" in p.stdout
     tables = sum(f.stat().st_size for f in (out / "tables").glob("*.npy"))

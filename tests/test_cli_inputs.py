@@ -16,7 +16,7 @@ from edgerec.data import load_lightgcn_dir
 from edgerec.errors import DataError
 from edgerec.metrics import evaluate_embeddings, topk_full_ranking
 from edgerec.synthetic import make_synthetic, write_synthetic
-from edgerec.train import TrainConfig, check_config
+from edgerec.trainer import TrainConfig, check_config
 
 FAST = ("--dim", "4", "--layers", "1", "--epochs", "2", "--eval-every", "1", "--threads", "1")
 

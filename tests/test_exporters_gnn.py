@@ -181,7 +181,7 @@ def test_trained_checkpoint_exports(tmp_path: Path, synthetic_dir: Path) -> None
     from edgerec.checkpoint import load_checkpoint, save_checkpoint
     from edgerec.data import load_data
     from edgerec.passes.precompute_gnn import precompute_gnn
-    from edgerec.train import TrainConfig, train
+    from edgerec.trainer import TrainConfig, train
 
     data = load_data(synthetic_dir)
     r = train(data, TrainConfig(model="gcn", head="mlp", hidden=16, dim=8, layers=2, epochs=3,

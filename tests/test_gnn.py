@@ -24,7 +24,7 @@ from edgerec.passes.prune_channels import (
 )
 from edgerec.pipeline import CompileOptions, compile_checkpoint
 from edgerec.scoring import evaluate_ir, history_vectors, score_matrix
-from edgerec.train import TrainConfig, train
+from edgerec.trainer import TrainConfig, train
 
 KINDS = ("sage", "gcn", "gat")
 
