@@ -22,6 +22,7 @@ from edgerec.api import (
     train,
 )
 from edgerec.errors import EdgerecError
+from edgerec.frontend import from_pyg
 
 __all__ = [
     "Compiled",
@@ -31,6 +32,7 @@ __all__ = [
     "eval_sample",
     "evaluate",
     "export",
+    "from_pyg",
     "load_checkpoint",
     "load_data",
     "train",

@@ -26,6 +26,11 @@ from edgerec.passes.prune_channels import finetune_head, prune_encoder_channels,
 from edgerec.passes.quantize import quantize
 from edgerec.schemes import DOT_SCORER_ONLY
 
+# Without held-out interactions the guard cannot measure recall; it holds the compiled model's
+# top-20 to the float model's instead. Agreement falls faster than recall under rank reduction,
+# so this floor is conservative: it keeps more width than a recall budget would.
+NO_LABELS_AGREEMENT = 0.9
+
 
 @dataclass
 class CompileOptions:
@@ -92,6 +97,10 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if options.min_item_count > 0:
         truth = _remap_truth(truth, ckpt.data.item_ids, ir.item_ids)
     gdata = GuardData.from_truth(truth, ir.num_users, options.guard_sample)
+    if len(source.valid) == 0 and options.min_agreement is None:
+        options = dataclasses.replace(options, min_agreement=NO_LABELS_AGREEMENT)
+        log(f"no held-out interactions: the guard holds top-20 agreement >= {NO_LABELS_AGREEMENT} "
+            "with the float model instead of a Recall@20 budget")
     ref_metrics = measure(reference, reference, gdata)
     search: list[dict[str, float]] = []
 

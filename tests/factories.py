@@ -36,3 +36,40 @@ def make_ir(num_users: int = 60, num_items: int = 200, dim: int = 16, seed: int 
         model={"kind": "random", "layers": 2, "dim": dim},
         provenance={"checkpoint_fingerprint": f"random-{seed}"},
     )
+
+
+def train_pyg_lightgcn(num_users: int = 120, num_items: int = 200, *, dim: int = 16,
+                       layers: int = 2, alpha: object = None, epochs: int = 40, seed: int = 0,
+                       duplicates: int = 0) -> tuple[object, object, object]:
+    """A LightGCN trained by a plain PyG loop (PyG's own model and BPR loss, as in PyG's
+    ``examples/lightgcn.py``), not by edgerec: ``(model, edge_index both ways, valid pairs)``
+    with items numbered after users. ``duplicates`` repeats that many training edges."""
+    import torch
+    from torch_geometric.nn.models import LightGCN
+
+    from edgerec.synthetic import make_synthetic
+
+    data = make_synthetic(num_users, num_items, communities=6, seed=seed)
+    u = torch.as_tensor(data.train.users, dtype=torch.long)
+    i = torch.as_tensor(data.train.items, dtype=torch.long) + num_users
+    if duplicates:
+        u, i = torch.cat([u, u[:duplicates]]), torch.cat([i, i[:duplicates]])
+    edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+    torch.manual_seed(seed)
+    model = LightGCN(num_users + num_items, dim, layers, alpha=alpha)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    items = torch.arange(num_users, num_users + num_items)
+    for _ in range(epochs):
+        neg = items[torch.randint(0, num_items, (u.numel(),))]
+        pos_edges = torch.stack([u, i])
+        neg_edges = torch.stack([u, neg])
+        rank = model(edge_index, torch.cat([pos_edges, neg_edges], dim=1))
+        pos, negs = rank.chunk(2)
+        loss = model.recommendation_loss(pos, negs, node_id=torch.cat([u, i, neg]).unique(), lambda_reg=1e-4)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    valid = torch.stack([torch.as_tensor(data.valid.users, dtype=torch.long),
+                         torch.as_tensor(data.valid.items, dtype=torch.long) + num_users])
+    return model, edge_index, valid

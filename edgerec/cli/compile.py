@@ -18,6 +18,11 @@ def _stderr(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _guard_basis(params: dict[str, Any]) -> str:
+    floor = params.get("min_agreement")
+    return f"max drop {params.get('max_recall_drop')}" + (f", agreement >= {floor}" if floor else "")
+
+
 def pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
     """One row per pass: what it did to size and accuracy."""
     rows = []
@@ -26,7 +31,7 @@ def pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
         m = r.metrics_after
         p = r.params
         what = {"precompute": f"layers={p.get('layers')}", "prune": f"{p.get('method')} {p.get('from_dims')}->{p.get('dims')}",
-                "quantize": str(p.get("scheme")), "guard": f"max drop {p.get('max_recall_drop')}",
+                "quantize": str(p.get("scheme")), "guard": _guard_basis(p),
                 "drop_cold_items": f"min count {p.get('min_count')}",
                 "prune_head": f"hidden {p.get('from')}->{p.get('keep')}",
                 "prune_channels": f"channels {p.get('from')}->{p.get('keep')}",

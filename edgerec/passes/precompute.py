@@ -45,6 +45,36 @@ def propagate(adj: sp.csr_matrix, x: np.ndarray, chunk: int = 65536) -> np.ndarr
     return out
 
 
+def _uniform_layers(adj: sp.csr_matrix, x: np.ndarray, K: int, chunk: int, inv_sqrt: np.ndarray,
+                    U: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``alpha_l = 1/(K+1)`` (LightGCN's default): the layers are summed, then divided once."""
+    x0 = x
+    total = x.copy()
+    below_last = x.copy()  # sum of layers 0..K-1
+    for layer in range(K):
+        x = propagate(adj, x, chunk)
+        total += x
+        if layer < K - 1:
+            below_last += x
+    hist = below_last[U:] * (inv_sqrt / (K + 1))[:, None]
+    return total / (K + 1), hist, x0[:U] / (K + 1)
+
+
+def _weighted_layers(adj: sp.csr_matrix, x: np.ndarray, alpha: np.ndarray, chunk: int,
+                     inv_sqrt: np.ndarray, U: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Any per-layer ``alpha``: ``final = Σ_l α_l E^(l)``, ``H_i = d_i^-1/2 Σ_{l<K} α_{l+1}
+    e_i^(l)`` and ``user_base = α_0 e_u^(0)``."""
+    K = alpha.size - 1
+    base = x[:U] * alpha[0]
+    total = x * alpha[0]
+    below_last = np.zeros_like(x[U:])
+    for layer in range(K):
+        below_last += x[U:] * alpha[layer + 1]
+        x = propagate(adj, x, chunk)
+        total += x * alpha[layer + 1]
+    return total, below_last * inv_sqrt[:, None], base
+
+
 def precompute(ckpt: Checkpoint, modes: tuple[str, ...] = MODES, chunk: int = 65536) -> tuple[IR, PassReport]:
     """Compile a trained LightGCN checkpoint into a float32 IR with both modes' tables."""
     if not set(modes) <= set(MODES) or not modes:
@@ -55,24 +85,19 @@ def precompute(ckpt: Checkpoint, modes: tuple[str, ...] = MODES, chunk: int = 65
     adj = normalized_adjacency_scipy(tu, ti, U, I)
     with torch.no_grad():
         x = ckpt.model.embedding.weight.detach().numpy().astype(np.float32).copy()
-    x0 = x
-    total = x.copy()
-    below_last = x.copy()  # sum of layers 0..K-1
-    for layer in range(K):
-        x = propagate(adj, x, chunk)
-        total += x
-        if layer < K - 1:
-            below_last += x
-    final = total / (K + 1)
+        alpha = ckpt.model.alpha.detach().numpy().astype(np.float32)
     _, d_item = degrees(tu, ti, U, I)
     with np.errstate(divide="ignore"):
         inv_sqrt = np.where(d_item > 0, d_item.astype(np.float64) ** -0.5, 0.0).astype(np.float32)
-    hist = below_last[U:] * (inv_sqrt / (K + 1))[:, None]
+    if np.all(alpha == np.float32(1.0 / (K + 1))):
+        final, hist, base = _uniform_layers(adj, x, K, chunk, inv_sqrt, U)
+    else:
+        final, hist, base = _weighted_layers(adj, x, alpha, chunk, inv_sqrt, U)
     tables = {
         "item": Table(np.ascontiguousarray(final[U:], np.float32)),
         "user": Table(np.ascontiguousarray(final[:U], np.float32)),
         "history_item": Table(np.ascontiguousarray(hist, np.float32)),
-        "user_base": Table(np.ascontiguousarray(x0[:U] / (K + 1), np.float32)),
+        "user_base": Table(np.ascontiguousarray(base, np.float32)),
     }
     seen_indptr, seen_indices = data.train.csr(U)
     popular = np.argsort(-np.bincount(ti, minlength=I), kind="stable").astype(np.int32)
