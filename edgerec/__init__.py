@@ -22,7 +22,6 @@ from edgerec.api import (
     train,
 )
 from edgerec.errors import EdgerecError
-from edgerec.frontend import from_pyg
 
 __all__ = [
     "Compiled",
@@ -37,3 +36,13 @@ __all__ = [
     "load_data",
     "train",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # the frontends import numpy (and torch when called): loaded on first use, so that
+    # ``import edgerec`` (and ``edgerec --help``) stays light
+    if name == "from_pyg":
+        from edgerec.frontend import from_pyg
+
+        return from_pyg
+    raise AttributeError(f"module 'edgerec' has no attribute {name!r}")
