@@ -96,6 +96,21 @@ def baseline_from_report(name: str, report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def browser_targets(artifacts: Sequence[str | Path]) -> list[Path]:
+    """The artifacts a browser can run (tflite, onnx); refuses a list with none."""
+    out = []
+    for a in artifacts:
+        try:
+            target = json.loads((Path(a) / "manifest.json").read_text()).get("target")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if target in ("tflite", "onnx"):
+            out.append(Path(a))
+    if not out:
+        raise WebSiteError("--browser: none of the artifacts is a tflite or onnx artifact")
+    return out
+
+
 def browser_baselines(artifacts: Sequence[str | Path], *, cpu_throttle: float = 1,
                       web_dir: Path = WEB_DIR) -> list[dict[str, Any]]:
     """One bench-report baseline per artifact, measured in headless Chromium.

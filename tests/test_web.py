@@ -295,3 +295,22 @@ def test_bench_browser_rows_fold_into_the_bench_report(artifacts):
         assert 0 <= row["accuracy"][mode]["recall@20"] <= 1
     assert "timer step 0.005 ms" in row["note"]  # served cross-origin isolated
     assert "lookup 40/40" in row["note"] or "near-ties" in row["note"]
+
+
+def test_cli_web_prints_the_download_and_refuses_in_one_line(artifacts, tmp_path):
+    need_node()
+    from tests.test_cli import assert_one_line_error, run
+    from tests.test_runtime_build import numpy_artifact, small_ir
+
+    out = run("web", str(artifacts[("tflite", "float32")]), "--out", str(tmp_path / "site")).stdout
+    info = json.loads((tmp_path / "site" / "site.json").read_text())
+    assert f"the page downloads {info['download_bytes']:,} bytes" in out
+    assert "wasm" in out and (tmp_path / "site" / "selftest.html").is_file()
+    art = numpy_artifact(small_ir(num_users=10, num_items=40), tmp_path / "np")
+    assert_one_line_error(run("web", str(art), "--out", str(tmp_path / "s2"), ok=False),
+                          "has no browser interpreter")
+    assert_one_line_error(run("web", str(artifacts[("onnx", "int8")]), "--out",
+                              str(tmp_path / "site"), ok=False), "already exists")
+    assert_one_line_error(run("bench", str(art), "--report", str(tmp_path / "r"), "--browser",
+                              ok=False), "none of the artifacts is a tflite or onnx artifact")
+    assert not (tmp_path / "s2").exists() and not (tmp_path / "r").exists()

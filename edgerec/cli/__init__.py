@@ -55,4 +55,4 @@ def main() -> None:
 
 
 # each module registers its commands on ``cli``
-from edgerec.cli import bench, compile, data, demo, inspect, pyg_import  # noqa: E402,F401
+from edgerec.cli import bench, compile, data, demo, inspect, pyg_import, web  # noqa: E402,F401

@@ -32,10 +32,15 @@ from edgerec.limits import MAX_THREADS
 @click.option("--remote-python", default="python3", show_default=True)
 @click.option("--exact", is_flag=True,
               help="TFLite targets on the builtin kernels instead of XNNPACK (less memory, slower).")
+@click.option("--browser", is_flag=True,
+              help="Also run each tflite/onnx artifact's selftest in headless Chromium (rows 'browser (wasm)').")
+@click.option("--cpu-throttle", default=1.0, show_default=True, type=click.FloatRange(1, 20),
+              help="--browser: DevTools CPU throttling rate (rows labelled 'emulated').")
 @click.option("--json", "as_json", is_flag=True)
 def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None, eval_file: Path | None,
           requests: int, baseline_requests: int, batch: int, threads: int, ssh: str | None,
-          identity: Path | None, remote_python: str, exact: bool, as_json: bool) -> None:
+          identity: Path | None, remote_python: str, exact: bool, browser: bool, cpu_throttle: float,
+          as_json: bool) -> None:
     """Measure artifacts with device_bench (here or over ssh); write report.json/.md/.png."""
     import edgerec
     from edgerec.bench import NUMPY_REFERENCE, check_bench_args, run_bench
@@ -46,6 +51,10 @@ def bench(artifacts: tuple[Path, ...], report_dir: Path, checkpoint: Path | None
     baselines = []
     tmp = None
     try:
+        if browser:  # the page's figures join the report as rows beside the native ones
+            from edgerec.browser_bench import browser_baselines, browser_targets
+
+            baselines += browser_baselines(browser_targets(arts), cpu_throttle=cpu_throttle)
         if checkpoint is not None:
             tmp = Path(tempfile.mkdtemp(prefix="edgerec-bench-"))
             baselines.append(pyg_baseline(checkpoint, baseline_requests, threads))
