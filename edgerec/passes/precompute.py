@@ -13,35 +13,39 @@ one chunk, whatever the graph's size. The pass emits both serving modes' tables:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from edgerec.checkpoint import Checkpoint
 from edgerec.ir import IR, PassReport, Table
-from edgerec.models import degrees
+from edgerec.models import degrees, normalized_adjacency
 
 MODES = ("lookup", "history")
 
 
-def normalized_adjacency_scipy(users: np.ndarray, items: np.ndarray, num_users: int,
-                               num_items: int) -> sp.csr_matrix:
-    """``D^-1/2 A D^-1/2`` of the bipartite graph (users first, then items) as scipy CSR."""
-    n = num_users + num_items
-    row = np.concatenate([users, items + num_users])
-    col = np.concatenate([items + num_users, users])
-    deg = np.bincount(row, minlength=n).astype(np.float64)
-    with np.errstate(divide="ignore"):
-        dinv = np.where(deg > 0, deg ** -0.5, 0.0)
-    w = (dinv[row] * dinv[col]).astype(np.float32)
-    return sp.csr_matrix((w, (row, col)), shape=(n, n))
+def propagate(adj: torch.Tensor, x: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    r"""One layer :math:`\hat{A} x`, computed ``chunk`` rows at a time.
 
-
-def propagate(adj: sp.csr_matrix, x: np.ndarray, chunk: int = 65536) -> np.ndarray:
-    """One layer ``adj @ x``, computed ``chunk`` rows at a time."""
+    Args:
+        adj: the normalised adjacency :math:`\hat{A}` as a torch sparse CSR tensor
+            (:func:`edgerec.models.normalized_adjacency`).
+        x: the layer's input embeddings, float32, one row per node.
+        chunk: rows per sparse product (bounds the temporary memory).
+    """
+    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+    n = adj.shape[0]
+    xt = torch.from_numpy(x)
     out = np.empty_like(x)
-    for start in range(0, adj.shape[0], chunk):
-        out[start:start + chunk] = adj[start:start + chunk] @ x
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": it is what PyG's spmm uses
+        warnings.simplefilter("ignore", UserWarning)
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            lo, hi = int(crow[start]), int(crow[stop])
+            rows = torch.sparse_csr_tensor(crow[start:stop + 1] - lo, col[lo:hi], val[lo:hi],
+                                           (stop - start, n))
+            out[start:stop] = torch.sparse.mm(rows, xt).numpy()
     return out
 
 
@@ -82,7 +86,7 @@ def precompute(ckpt: Checkpoint, modes: tuple[str, ...] = MODES, chunk: int = 65
     cfg, data = ckpt.config, ckpt.data
     U, I, K = data.num_users, data.num_items, int(cfg["layers"])
     tu, ti = data.train.users, data.train.items
-    adj = normalized_adjacency_scipy(tu, ti, U, I)
+    adj = normalized_adjacency(tu, ti, U, I)
     with torch.no_grad():
         x = ckpt.model.embedding.weight.detach().numpy().astype(np.float32).copy()
         alpha = ckpt.model.alpha.detach().numpy().astype(np.float32)
