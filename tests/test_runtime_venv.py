@@ -1,8 +1,10 @@
-"""The runtime installs alone: a fresh venv with only ``edgerec[runtime]`` and
-``edgerec[runtime-onnx]`` (numpy + ai-edge-litert + onnxruntime, no torch, no tensorflow) loads
-artifacts made here and gives the numpy reference's top-k exactly.
+"""Each device extra installs alone: a fresh venv with only ``edgerec[runtime]`` (numpy +
+ai-edge-litert), another with only ``edgerec[runtime-onnx]`` (numpy + onnxruntime), no torch, no
+tensorflow. Each loads artifacts made here, gives the numpy reference's top-k exactly, and runs
+``python -m device_bench`` on its interpreter's artifact. A whole-project dependency checker
+cannot see an import that one extra misses; this can.
 
-Slow (a venv and a pip resolve); needs PyPI, nothing else.
+Slow (two venvs and two pip resolves); needs PyPI, nothing else.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import runtime
+from device_bench.report import validate_report
 from runtime.errors import BackendUnavailable
 from tests.test_runtime_build import exported_artifact, numpy_artifact, small_ir
 
@@ -68,40 +71,57 @@ def _as_pairs(recs):
     return [[[i, s] for i, s in r] for r in recs]
 
 
-@pytest.mark.slow
-def test_fresh_venv_runs_every_target(tmp_path):
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("arts")
     ir = small_ir(num_users=12, num_items=80)
-    arts = {"numpy": numpy_artifact(ir, tmp_path / "art-numpy"),
-            "tflite": exported_artifact(ir, tmp_path / "art-tflite", "tflite"),
-            "onnx": exported_artifact(ir, tmp_path / "art-onnx", "onnx")}
+    return {"numpy": numpy_artifact(ir, root / "art-numpy"),
+            "tflite": exported_artifact(ir, root / "art-tflite", "tflite"),
+            "onnx": exported_artifact(ir, root / "art-onnx", "onnx")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("extra", "target", "backend"), [("runtime", "tflite", "litert"),
+                                                          ("runtime-onnx", "onnx", "onnx")])
+def test_device_extra_alone_runs_runtime_and_bench(extra, target, backend, artifacts, tmp_path):
     (tmp_path / "src").mkdir()
     src = _source_tree(tmp_path / "src")
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
     py = str(venv / "bin" / "python")
-    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check",
-          f"{src}[runtime]", f"{src}[runtime-onnx]"])
+    _run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{src}[{extra}]"])
     freeze = _run([py, "-m", "pip", "freeze"]).stdout.lower()
     assert "torch" not in freeze and "tensorflow" not in freeze, freeze
+    arts = {t: artifacts[t] for t in ("numpy", target)}
     script = tmp_path / "device.py"
     script.write_text(DEVICE_SCRIPT)
     args = json.dumps({"users": USERS, "histories": HISTORIES})
     out = json.loads(_run([py, "-I", str(script), json.dumps({t: str(p) for t, p in arts.items()}),
                            args, "17"], cwd=tmp_path).stdout)
     assert out["heavy_modules"] == []
-    assert out["tflite"]["backend"] == "litert" and out["onnx"]["backend"] == "onnx"
-    for target, art in arts.items():
+    assert out[target]["backend"] == backend
+    for t, art in arts.items():
         # The numpy reference with the target's own activation arithmetic: same items, in order.
         acts = runtime.load(art).manifest["quantization"]["activations"]
         ref = runtime.load(arts["numpy"], backend="reference", activations=acts)
-        got = out[target]
+        got = out[t]
         want_lookup = [ref.recommend(u, k=10) for u in USERS]
         want_hist = [ref.recommend_from_history(h, k=10) for h in HISTORIES]
-        assert [[i for i, _ in r] for r in got["lookup"]] == [[i for i, _ in r] for r in want_lookup], target
-        assert [[i for i, _ in r] for r in got["history"]] == [[i for i, _ in r] for r in want_hist], target
+        assert [[i for i, _ in r] for r in got["lookup"]] == [[i for i, _ in r] for r in want_lookup], t
+        assert [[i for i, _ in r] for r in got["history"]] == [[i for i, _ in r] for r in want_hist], t
         assert [i for i, _ in got["session"]] == [i for i, _ in ref.recommend_from_history([17], k=5)]
-        if target == "numpy":
+        if t == "numpy":
             assert got["lookup"] == _as_pairs(want_lookup)
+
+    # device_bench in the same venv: its worker and baseline processes need nothing more.
+    report = tmp_path / "report.json"
+    _run([py, "-I", "-m", "device_bench", str(artifacts[target]), "--requests", "20",
+          "--warmup", "2", "--batch", "4", "--out", str(report)], cwd=tmp_path)
+    rep = json.loads(report.read_text())
+    validate_report(rep)
+    (t,) = rep["targets"]
+    assert t["error"] is None and t["backend"] == backend
+    assert t["memory"]["peak_rss_bytes"] > 0
 
 
 def test_backends_unavailable_is_one_line(monkeypatch):
