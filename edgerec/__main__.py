@@ -1,5 +1,5 @@
 """``python -m edgerec``: the same as the ``edgerec`` command."""
 
-from edgerec.cli import main
+from edgerec.optional import run_cli
 
-main()
+run_cli()
