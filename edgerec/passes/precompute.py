@@ -49,7 +49,7 @@ def propagate(adj: torch.Tensor, x: np.ndarray, chunk: int = 65536) -> np.ndarra
     return out
 
 
-def _uniform_layers(adj: sp.csr_matrix, x: np.ndarray, K: int, chunk: int, inv_sqrt: np.ndarray,
+def _uniform_layers(adj: torch.Tensor, x: np.ndarray, K: int, chunk: int, inv_sqrt: np.ndarray,
                     U: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``alpha_l = 1/(K+1)`` (LightGCN's default): the layers are summed, then divided once."""
     x0 = x
@@ -64,7 +64,7 @@ def _uniform_layers(adj: sp.csr_matrix, x: np.ndarray, K: int, chunk: int, inv_s
     return total / (K + 1), hist, x0[:U] / (K + 1)
 
 
-def _weighted_layers(adj: sp.csr_matrix, x: np.ndarray, alpha: np.ndarray, chunk: int,
+def _weighted_layers(adj: torch.Tensor, x: np.ndarray, alpha: np.ndarray, chunk: int,
                      inv_sqrt: np.ndarray, U: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Any per-layer ``alpha``: ``final = Σ_l α_l E^(l)``, ``H_i = d_i^-1/2 Σ_{l<K} α_{l+1}
     e_i^(l)`` and ``user_base = α_0 e_u^(0)``."""
