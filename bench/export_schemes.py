@@ -94,22 +94,22 @@ def bench_dim(dim: int, runs: int, users: int) -> list[dict[str, Any]]:
         ir = quantize(base, scheme)[0] if scheme != "none" else base
         m = tflite.convert(ir, k=K, history_capacity=HCAP, exclude_capacity=ecap)
         name = {"none": "float32", "int8": "dynamic-range int8"}.get(scheme, scheme)
-        record("tflite", name, len(m.data), parity.tflite_runner(m.data, default_delegates=True))
+        record("tflite", name, len(m.data), tflite.runner(m.data, default_delegates=True))
         if scheme == "int8":
             record("tflite", name + " (builtin kernels, no XNNPACK)", len(m.data),
-                   parity.tflite_runner(m.data))
+                   tflite.runner(m.data))
         o = onnx_exp.build(ir, k=K, history_capacity=HCAP, exclude_capacity=ecap)
         onnx_name = {"none": "float32", "int8": "dynamic uint8 (DQL+MatMulInteger)"}.get(scheme, scheme)
-        record("onnx", onnx_name, sum(map(len, o.files.values())), parity.onnx_runner(o.files))
+        record("onnx", onnx_name, sum(map(len, o.files.values())), onnx_exp.runner(o.files))
         if scheme == "none":
             q = _quantize_dynamic(o.files)
             record("onnx", "quantize_dynamic(float32 graph)", sum(map(len, q.values())),
-                   parity.onnx_runner(q))
+                   onnx_exp.runner(q))
     # full-integer int8 from the dequantized int8 IR (same weights the dynamic scheme starts from)
     deq = quantize(quantize(base, "int8")[0], "none")[0]
     try:
         data = _full_int8(deq, queries, ecap)
-        record("tflite", "full-integer int8", len(data), parity.tflite_runner(data, default_delegates=True))
+        record("tflite", "full-integer int8", len(data), tflite.runner(data, default_delegates=True))
     except Exception as e:  # record why it could not be built rather than crash the benchmark
         rows.append({"dim": dim, "target": "tflite", "scheme": "full-integer int8",
                      "error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"})

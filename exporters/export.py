@@ -20,9 +20,10 @@ from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import ExportError
 from edgerec.ir import IR, MLP_TABLES, SCORERS
 from exporters import parity
+from exporters.registry import REGISTRY, TARGETS
 from runtime import artifact
 
-TARGETS = ("tflite", "onnx", "numpy")
+__all__ = ["TARGETS", "export_ir", "ir_fingerprint"]
 PARITY_QUERIES = 256
 
 
@@ -41,9 +42,9 @@ def ir_fingerprint(ir: IR) -> str:
     return h.hexdigest()
 
 
-def _versions(target: str) -> dict[str, str]:
-    names = ["edgerec", "numpy"] + {"tflite": ["tensorflow", "ai-edge-litert"],
-                                    "onnx": ["onnx", "onnxruntime"], "numpy": []}[target]
+def _versions(toolkit: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of edgerec, numpy and a target's ``toolkit`` (for the manifest)."""
+    names = ["edgerec", "numpy", *toolkit]
     out = {}
     for n in names:
         try:
@@ -58,8 +59,8 @@ def _versions(target: str) -> dict[str, str]:
 
 def _check_args(ir: IR, target: str, k: int, history_capacity: int,
                 exclude_capacity: int | None) -> int:
-    if target not in TARGETS:
-        raise ExportError(f"unknown target {target!r}; choose one of {list(TARGETS)}")
+    if target not in REGISTRY:
+        raise ExportError(f"unknown target {target!r}; choose one of {list(REGISTRY)}")
     scorer = dict(ir.scorer).get("kind")
     missing = [n for n in MLP_TABLES if n not in ir.tables]
     if scorer not in SCORERS or (scorer == "mlp" and missing):
@@ -109,30 +110,10 @@ def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_pa
            extra_files: dict[str, bytes], metrics: dict[str, Any]) -> dict[str, Any]:
     queries = parity.sample_queries(ir, n=PARITY_QUERIES, history_capacity=hcap,
                                     exclude_capacity=ecap)
-    tables = None
-    if target == "tflite":
-        from exporters import tflite
-
-        model = tflite.convert(ir, k=k, history_capacity=hcap, exclude_capacity=ecap)
-        (root / "model.tflite").write_bytes(model.data)
-        weights, activations = model.weights, model.activations
-        run = parity.tflite_runner(model.data)
-    elif target == "onnx":
-        from exporters import onnx as onnx_exp
-
-        models = onnx_exp.build(ir, k=k, history_capacity=hcap, exclude_capacity=ecap)
-        for name, data in models.files.items():
-            (root / name).write_bytes(data)
-        weights, activations = models.weights, models.activations
-        run = parity.onnx_runner(models.files)
-    else:
-        from exporters import numpy_target
-
-        tables = numpy_target.write_tables(ir, root)
-        weights = {"int8": "int8-per-row", "float16": "float16",
-                   "float32": "float32"}[ir.tables["item"].dtype]
-        activations = "float"
-        run = None
+    built = REGISTRY[target].build(ir, k=k, history_capacity=hcap, exclude_capacity=ecap)
+    for name, data in built.files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
 
     (root / "items.json").write_text(json.dumps(ir.item_ids))
     (root / "users.json").write_text(json.dumps(ir.user_ids))
@@ -148,16 +129,17 @@ def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_pa
 
     base = dict(target=target, num_users=ir.num_users, num_items=ir.num_items, dim=ir.dim, k=k,
                 history_capacity=hcap, exclude_capacity=ecap, modes=list(ir.modes),
-                weights=weights, activations=activations, seen=with_seen,
-                eval_file="eval.json" if "eval.json" in extra_files else None, tables=tables,
-                toolkit=_versions(target),
+                weights=built.weights, activations=built.activations, seen=with_seen,
+                eval_file="eval.json" if "eval.json" in extra_files else None, tables=built.tables,
+                toolkit=_versions(REGISTRY[target].toolkit),
                 source={"checkpoint_fingerprint": ir.provenance.get("checkpoint_fingerprint"),
                         "ir_fingerprint": ir_fingerprint(ir)},
                 scorer=_scorer_spec(ir), history={"kind": ir.history_kind, **dict(ir.history)})
-    if run is None:  # numpy target: check what was written, through the runtime's own loader
-        artifact.write_manifest(root, artifact.build_manifest(**base, metrics={}))
-        run = _reference_runner(root)
-    report = parity.compare(ir, run, queries, k, activations)
+    # a manifest first, so that a runner may read the directory as a device would (numpy target)
+    artifact.write_manifest(root, artifact.build_manifest(**base, metrics={}))
+    report = parity.compare(ir, built.runner(root), queries, k, built.activations)
+    if built.check is not None:
+        report["check"] = built.check
     if report[f"agreement@{k}"] < min_parity:
         worst = min(report["modes"].items(), key=lambda kv: kv[1][f"agreement@{k}"])
         raise ExportError(
@@ -165,13 +147,12 @@ def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_pa
             f"{report[f'agreement@{k}']:.4f} < min_parity {min_parity} (mode {worst[0]}: "
             f"exact {worst[1]['exact_match_rate']:.3f}, max score error "
             f"{worst[1]['max_score_error']:.3g})")
-    if target == "tflite":  # what a default LiteRT interpreter (XNNPACK) gives: informative
-        xnn = parity.compare(ir, parity.tflite_runner(model.data, default_delegates=True),
-                             queries, k, activations)
-        report["default_delegates"] = {
-            mode: {key: v[key] for key in (f"agreement@{k}", "exact_match_rate",
-                                           "max_relative_score_error", f"agreement@{k}_vs_float")}
-            for mode, v in xnn["modes"].items()}
+    for key, make_run in built.informative.items():
+        other = parity.compare(ir, make_run(), queries, k, built.activations)
+        report[key] = {
+            mode: {name: v[name] for name in (f"agreement@{k}", "exact_match_rate",
+                                              "max_relative_score_error", f"agreement@{k}_vs_float")}
+            for mode, v in other["modes"].items()}
     all_metrics = {**dict(ir.metrics), **metrics, "parity": report}
     return artifact.write_manifest(root, artifact.build_manifest(**base, metrics=all_metrics))
 
@@ -181,15 +162,3 @@ def _scorer_spec(ir: IR) -> dict[str, Any]:
     if ir.scorer.get("kind") != "mlp":
         return {"kind": "dot"}
     return {"kind": "mlp", "hidden": int(ir.tables["mlp_b1"].shape[1]), "activation": "relu"}
-
-
-def _reference_runner(root: Path) -> Any:
-    from runtime.backends import reference
-
-    backend = reference.create(artifact.load_artifact(root), None)
-
-    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        scores, items = getattr(backend, mode)(*(feeds[n] for n in parity.input_names(mode)))
-        return {"scores": scores, "items": items}
-
-    return run

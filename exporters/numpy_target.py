@@ -2,28 +2,65 @@
 
 Tables are written as the IR holds them (int8 + float32 ``.scale.npy``, float16 or float32),
 *without* the pad row: the reference backend indexes rows directly and drops ``pad_index``
-entries itself, so a pad row would only cost space.
+entries itself, so a pad row would only cost space. The parity check loads the written
+directory through the runtime's own loader, so what is checked is what a device reads.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from edgerec.ir import IR
+from exporters import parity
+from exporters.target import Built, Runner, Target
+
+WEIGHTS = {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}
 
 
-def write_tables(ir: IR, root: Path) -> dict[str, dict[str, str | None]]:
-    """Write the serving tables under ``root/tables``; return the manifest's ``tables`` block."""
-    (root / "tables").mkdir(exist_ok=True)
-    out: dict[str, dict[str, str | None]] = {}
+def _npy(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=False)
+    return buf.getvalue()
+
+
+def tables(ir: IR) -> tuple[dict[str, bytes], dict[str, dict[str, str | None]]]:
+    """The serving tables' files under ``tables/`` and the manifest's ``tables`` block."""
+    files: dict[str, bytes] = {}
+    block: dict[str, dict[str, str | None]] = {}
     for name in ir.serving_tables():
         t = ir.tables[name]
         entry: dict[str, str | None] = {"file": f"tables/{name}.npy", "scale_file": None}
-        np.save(root / entry["file"], np.ascontiguousarray(t.values), allow_pickle=False)
+        files[f"tables/{name}.npy"] = _npy(np.ascontiguousarray(t.values))
         if t.scale is not None:
             entry["scale_file"] = f"tables/{name}.scale.npy"
-            np.save(root / entry["scale_file"], t.scale.astype(np.float32), allow_pickle=False)
-        out[name] = entry
-    return out
+            files[entry["scale_file"]] = _npy(t.scale.astype(np.float32))
+        block[name] = entry
+    return files, block
+
+
+def runner(root: Path) -> Runner:
+    """The runtime's reference backend on the artifact written at ``root``."""
+    from runtime import artifact
+    from runtime.backends import reference
+
+    backend = reference.create(artifact.load_artifact(root), None)
+
+    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        scores, items = getattr(backend, mode)(*(feeds[n] for n in parity.input_names(mode)))
+        return {"scores": scores, "items": items}
+
+    return run
+
+
+def build_target(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> Built:
+    """The tables of ``ir`` as ``.npy`` files; ``k`` and the capacities live in the manifest."""
+    del k, history_capacity, exclude_capacity
+    files, block = tables(ir)
+    return Built(files=files, weights=WEIGHTS[ir.tables["item"].dtype], activations="float",
+                 runner=runner, tables=block)
+
+
+TARGET = Target(name="numpy", toolkit=(), build=build_target)

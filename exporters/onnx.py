@@ -18,6 +18,7 @@ import numpy as np
 
 from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
+from exporters.target import Built, Runner, Target
 
 OPSET = 17
 MASK = np.float32(-1e9)
@@ -238,3 +239,30 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         activations="dynamic-uint8-asymmetric" if dtype == "int8" and ir.scorer.get("kind") != "mlp"
         else "float",
         weights={"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[dtype])
+
+
+def runner(files: dict[str, bytes]) -> Runner:
+    """One single-threaded CPU session per mode file."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sessions = {name.removesuffix(".onnx"): ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+                for name, data in files.items()}
+
+    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        scores, items = sessions[mode].run(["scores", "items"], feeds)
+        return {"scores": scores, "items": items}
+
+    return run
+
+
+def build_target(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> Built:
+    """The ONNX files of ``ir``; the parity check runs them in ONNX Runtime (CPU, one thread)."""
+    models = build(ir, k=k, history_capacity=history_capacity, exclude_capacity=exclude_capacity)
+    return Built(files=models.files, weights=models.weights, activations=models.activations,
+                 runner=lambda root: runner(models.files))
+
+
+TARGET = Target(name="onnx", toolkit=("onnx", "onnxruntime"), build=build_target)

@@ -4,18 +4,18 @@ Two references, both computed from the IR: the *emulated* one uses the target's 
 scheme (``runtime/quant.py``), so it should agree exactly; the *float* one dequantizes the IR
 and keeps activations in float, which says what quantizing the activations costs.
 
-TFLite runs with the builtin kernels and no default delegate (XNNPACK quantizes activations
-with its own rounding; see docs/export_notes.md), single-threaded.
+Each target supplies the run (``Built.runner``, :mod:`exporters.target`); this module is
+target-agnostic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from edgerec.ir import IR
+from exporters.target import Runner
 from runtime import artifact, quant
 from runtime.backends import reference
 
@@ -112,7 +112,7 @@ def _overlap(got: np.ndarray, ref: np.ndarray) -> float:
     return len(set(got.tolist()) & set(ref.tolist())) / ref.size
 
 
-def compare(ir: IR, run: Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]],
+def compare(ir: IR, run: Runner,
             queries: list[tuple[str, dict[str, np.ndarray]]], k: int,
             activations: str) -> dict[str, Any]:
     """Agreement of ``run`` (the exported model) with the emulated and float references."""
@@ -144,38 +144,3 @@ def compare(ir: IR, run: Callable[[str, dict[str, np.ndarray]], dict[str, np.nda
     report[f"agreement@{k}"] = min((v[f"agreement@{k}"] for v in report["modes"].values()),
                                    default=1.0)
     return report
-
-
-def tflite_runner(data: bytes, default_delegates: bool = False
-                  ) -> Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    """Signature runners on ``data``; builtin kernels only unless ``default_delegates``
-    (LiteRT's default, XNNPACK, whose dynamic quantization rounds differently)."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = (OpResolverType.AUTO if default_delegates
-                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interp = Interpreter(model_content=data, num_threads=1, experimental_op_resolver_type=resolver)
-    runners: dict[str, Any] = {}
-
-    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if mode not in runners:
-            runners[mode] = interp.get_signature_runner(mode)
-        return runners[mode](**feeds)
-
-    return run
-
-
-def onnx_runner(files: dict[str, bytes]) -> Callable[[str, dict[str, np.ndarray]], dict[str, np.ndarray]]:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    sessions = {name.removesuffix(".onnx"): ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-                for name, data in files.items()}
-
-    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        scores, items = sessions[mode].run(["scores", "items"], feeds)
-        return {"scores": scores, "items": items}
-
-    return run

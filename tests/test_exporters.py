@@ -201,7 +201,9 @@ def test_tiny_int8_table_stays_exact_in_float(tmp_path: Path) -> None:
 
 def test_a_model_that_disagrees_is_refused(tmp_path: Path, irs, monkeypatch) -> None:
     pytest.importorskip("onnxruntime")
-    real = parity.onnx_runner
+    from exporters import onnx as onnx_target
+
+    real = onnx_target.runner
 
     def off_by_one(files):
         run = real(files)
@@ -212,7 +214,7 @@ def test_a_model_that_disagrees_is_refused(tmp_path: Path, irs, monkeypatch) -> 
 
         return wrong
 
-    monkeypatch.setattr(parity, "onnx_runner", off_by_one)
+    monkeypatch.setattr(onnx_target, "runner", off_by_one)
     with pytest.raises(ExportError, match="disagrees with its numpy emulation"):
         export_ir(irs["int8"], tmp_path / "a", "onnx", k=K, history_capacity=8)
     assert _leftovers(tmp_path) == []
@@ -237,7 +239,8 @@ def test_large_catalogue_takes_the_two_stage_top_k_exactly(tmp_path: Path, dtype
 
 def test_block_top_k_equals_a_full_sort() -> None:
     tf = pytest.importorskip("tensorflow")
-    from exporters.tflite import BLOCK, _block_top_k
+    from exporters.tflite import BLOCK
+    from exporters.tflite.graph import block_top_k
 
     rng = np.random.default_rng(0)
     for trial in range(40):
@@ -250,7 +253,7 @@ def test_block_top_k_equals_a_full_sort() -> None:
             s[np.setdiff1d(np.arange(s.size), keep)] = -1e30
         if trial % 4 == 3:  # many equal scores across blocks: lowest index first
             s = np.rint(s * 2).astype(np.float32)
-        values, ids = (t.numpy() for t in _block_top_k(tf, tf.constant(s), k))
+        values, ids = (t.numpy() for t in block_top_k(tf, tf.constant(s), k))
         want = np.argsort(-s, kind="stable")[:k]
         np.testing.assert_array_equal(values, s[want])
         np.testing.assert_array_equal(s[ids], values)
@@ -276,6 +279,7 @@ def test_int4_item_table_is_packed_in_the_tflite_file_and_exact(tmp_path: Path) 
 
     import runtime
     from exporters import tflite
+    from exporters.tflite.flatbuffer import op_name
 
     base = make_ir(num_users=40, num_items=3000, dim=16, seed=3)
     ir = quantize(base, "int4-item")[0]
@@ -291,7 +295,7 @@ def test_int4_item_table_is_packed_in_the_tflite_file_and_exact(tmp_path: Path) 
     model = schema.ModelT.InitFromPackedBuf(data, 0)
     weights = {(sg.tensors[op.inputs[1]].type, sg.tensors[op.inputs[1]].buffer)
                for sg in model.subgraphs for op in sg.operators
-               if tflite._op_name(model, op.opcodeIndex, schema) == "FULLY_CONNECTED"}
+               if op_name(model, op.opcodeIndex, schema) == "FULLY_CONNECTED"}
     assert weights and {t for t, _ in weights} == {schema.TensorType.INT4}
     assert len({b for _, b in weights}) == 1  # one packed copy for both signatures
     m8 = export_ir(quantize(base, "int8")[0], tmp_path / "b", "tflite", k=K, history_capacity=8)
@@ -316,6 +320,7 @@ def test_int4_stores_every_table_packed_and_exact(tmp_path: Path, dim: int) -> N
 
     import runtime
     from exporters import tflite
+    from exporters.tflite.flatbuffer import op_name
 
     base = make_ir(num_users=40, num_items=3000, dim=dim, seed=3)
     ir = quantize(base, "int4")[0]
@@ -330,7 +335,7 @@ def test_int4_stores_every_table_packed_and_exact(tmp_path: Path, dim: int) -> N
     for sg in model.subgraphs:
         for op in sg.operators:
             t = sg.tensors[op.inputs[0]]
-            if tflite._op_name(model, op.opcodeIndex, schema) == "GATHER" and t.type in (
+            if op_name(model, op.opcodeIndex, schema) == "GATHER" and t.type in (
                     schema.TensorType.INT4, schema.TensorType.INT8):
                 gathered.setdefault(tuple(t.shape), set()).add((t.type, t.buffer))
     width = dim + dim % 2  # LiteRT gathers INT4 rows as whole bytes: odd widths get a zero column
@@ -416,7 +421,7 @@ def test_padding_slots_never_enter_the_top_k(tmp_path: Path, dtype: str) -> None
     ir = quantize(base, "int8")[0] if dtype == "int8" else base
     assert tflite.uses_block_top_k(ir.num_items, K)
     model = tflite.convert(ir, k=K, history_capacity=4, exclude_capacity=ir.num_items)
-    run = parity.tflite_runner(model.data)
+    run = tflite.runner(model.data)
     a, b = parity.input_names("lookup")
     keep = np.array([5, 700, 1500, 2999])
     exclude = np.setdiff1d(np.arange(ir.num_items), keep).astype(np.int32)

@@ -14,7 +14,7 @@ from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
 from edgerec.passes.quantize import quantize
 from edgerec.scoring import history_vectors, score_matrix
-from exporters import export_ir, parity
+from exporters import export_ir
 from runtime.errors import ArtifactError
 from tests.factories import make_ir
 
@@ -159,9 +159,11 @@ def _check_ops(root: Path, target: str, head: str, dtype: str) -> None:
 def test_gat_padding_slots_get_zero_weight(tmp_path: Path, irs) -> None:
     """A history padded with a real item index beyond ``length`` scores like the unpadded one."""
     pytest.importorskip("onnxruntime")
+    from exporters import onnx as onnx_target
+
     ir = irs[("gat", "dot", "float32")]
     export_ir(ir, tmp_path / "a", "onnx", k=K, history_capacity=HCAP)
-    run = parity.onnx_runner({"history.onnx": (tmp_path / "a" / "history.onnx").read_bytes()})
+    run = onnx_target.runner({"history.onnx": (tmp_path / "a" / "history.onnx").read_bytes()})
     hist = np.array([5, 9, 11], np.int32)
     clean = np.full(HCAP, ir.num_items, np.int32)
     clean[:3] = hist
@@ -206,13 +208,15 @@ def test_refusals(tmp_path: Path, irs, monkeypatch) -> None:
     tables = {n: t for n, t in ir.tables.items() if n != "mlp_w2"}
     with pytest.raises(ExportError, match="mlp_w2"):
         export_ir(ir.replace(tables=tables), tmp_path / "x", "numpy", k=K)
-    real = parity.onnx_runner
+    from exporters import onnx as onnx_target
+
+    real = onnx_target.runner
 
     def shuffled(files):
         run = real(files)
         return lambda mode, feeds: {**run(mode, feeds), "items": run(mode, feeds)["items"][::-1] + 1}
 
-    monkeypatch.setattr(parity, "onnx_runner", shuffled)
+    monkeypatch.setattr(onnx_target, "runner", shuffled)
     with pytest.raises(ExportError, match="disagrees"):
         export_ir(ir, tmp_path / "x", "onnx", k=K, history_capacity=HCAP)
     assert sorted(p.name for p in tmp_path.iterdir()) == []

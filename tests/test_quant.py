@@ -56,7 +56,7 @@ def test_tflite_hybrid_fully_connected_is_emulated_bit_for_bit(int8_ir) -> None:
     n = int8_ir.num_items
     model = tflite.convert(int8_ir, k=n, history_capacity=4, exclude_capacity=4)
     assert model.activations == "dynamic-int8-asymmetric"
-    run = parity.tflite_runner(model.data)
+    run = tflite.runner(model.data)
     item, user, hist = (int8_ir.tables[t] for t in ("item", "user", "history_item"))
     vectors = [(("lookup", {"user": np.array([u], np.int32), "exclude": np.full(4, n, np.int32)}),
                 user.dequantize()[u]) for u in range(int8_ir.num_users)]
@@ -85,11 +85,10 @@ def test_tflite_hybrid_fully_connected_is_emulated_bit_for_bit(int8_ir) -> None:
 def test_onnx_dynamic_quantize_matmulinteger_is_emulated_bit_for_bit(int8_ir) -> None:
     pytest.importorskip("onnxruntime")
     from exporters import onnx as onnx_exp
-    from exporters import parity
 
     n = int8_ir.num_items
     models = onnx_exp.build(int8_ir, k=n, history_capacity=4, exclude_capacity=4)
-    run = parity.onnx_runner(models.files)
+    run = onnx_exp.runner(models.files)
     item, user = int8_ir.tables["item"], int8_ir.tables["user"]
     for u in range(int8_ir.num_users):
         got = _full_scores(run, "lookup", {"user": np.array([u], np.int32),

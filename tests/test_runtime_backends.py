@@ -204,7 +204,7 @@ def test_repacked_weights_leave_the_resident_set(scheme, tmp_path):
     load: the range found is the item table's integers, its pages leave the process's page
     tables, nothing reads them back over requests, and the answers are those of a load that
     keeps them."""
-    from exporters.tflite import _item_rows, pack_int4
+    from exporters.tflite.layout import item_rows, pack_int4
     from runtime.backends import _repacked
 
     if not Path("/proc/self/pagemap").exists():
@@ -213,7 +213,7 @@ def test_repacked_weights_leave_the_resident_set(scheme, tmp_path):
     art = exported_artifact(ir, tmp_path / "a", "tflite")
     path = art / "model.tflite"
     ((start, length),) = _repacked.fully_connected_weights(path)
-    rows = _item_rows(ir).astype(np.int8)
+    rows = item_rows(ir).astype(np.int8)
     want = pack_int4(rows) if scheme == "int4" else rows.tobytes()
     assert path.read_bytes()[start:start + length] == want
 

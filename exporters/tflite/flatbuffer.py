@@ -1,0 +1,107 @@
+"""Rewrites of the converted flatbuffer: the lone signature's key, and int4 tables stored as
+INT4 tensors (the converter writes int8 only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from edgerec.errors import ExportError
+from edgerec.ir import IR
+from exporters.tflite.layout import GATHERED, INT4, item_rows, pack_int4, stored_rows
+
+
+def op_name(model: Any, code_index: int, schema: Any) -> str:
+    oc = model.operatorCodes[code_index]
+    code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
+    if code == schema.BuiltinOperator.CUSTOM:
+        return f"CUSTOM:{(oc.customCode or b'?').decode()}"
+    names = {v: n for n, v in vars(schema.BuiltinOperator).items() if not n.startswith("_")}
+    return names.get(code, f"UNKNOWN_{code}")
+
+
+def list_ops(data: bytes) -> dict[str, list[str]]:
+    """Operator names of each signature (``FlexXxx``/custom ops show as ``CUSTOM:<name>``)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    out: dict[str, list[str]] = {}
+    for sig in model.signatureDefs or []:
+        sg = model.subgraphs[sig.subgraphIndex]
+        out[sig.signatureKey.decode()] = [op_name(model, op.opcodeIndex, schema)
+                                          for op in sg.operators]
+    return out
+
+
+def pack_model(model: Any, size_hint: int) -> bytes:
+    """A rewritten flatbuffer model (``schema.ModelT``) serialized again."""
+    import flatbuffers
+
+    builder = flatbuffers.Builder(size_hint)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def rename_signature(data: bytes, key: str) -> bytes:
+    """The model's one signature, keyed ``key`` (the mode) as the manifest and runtime expect."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    if len(model.signatureDefs) != 1:
+        raise ExportError(f"expected one signature, the converter wrote {len(model.signatureDefs)}")
+    model.signatureDefs[0].signatureKey = key.encode()
+    return pack_model(model, len(data))
+
+
+def store_int4(data: bytes, ir: IR, weights: str) -> bytes:
+    """Rewrite the int4 tables of the converted model as INT4 tensors (the converter writes int8
+    only): the FULLY_CONNECTED item weights (per-tensor scale 1, the IR's integers in [-7, 7]
+    packed two a byte; the per-row scale stays the float32 MUL after the mask, as for int8) and,
+    for ``int4-per-row``, the GATHER operands ``user`` / ``history_item`` (no quantization
+    parameters: GATHER hands the integers to the CAST, the per-row scale is gathered as for
+    int8). Every table keeps one buffer, shared by the signatures that read it."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    item_buffers, float_item = set(), False
+    padded = {n: stored_rows(ir.tables[n]) for n in GATHERED
+              if weights == INT4 and n in ir.serving_tables()}
+    raw = {n: np.ascontiguousarray(v).tobytes() for n, v in padded.items()}
+    gathered: dict[str, set[int]] = {n: set() for n in padded}
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            name = op_name(model, op.opcodeIndex, schema)
+            if name == "FULLY_CONNECTED":
+                t = sg.tensors[op.inputs[1]]
+                if t.type == schema.TensorType.FLOAT32:
+                    float_item = True  # < 1024 weights: the converter kept the matmul float (exact)
+                    continue
+                if t.type != schema.TensorType.INT8:
+                    raise ExportError(f"the converter stored the item weights as type {t.type}")
+                t.type = schema.TensorType.INT4
+                quant = schema.QuantizationParametersT()
+                quant.scale, quant.zeroPoint, quant.quantizedDimension = [1.0], [0], 0
+                t.quantization = quant
+                item_buffers.add(t.buffer)
+            elif name == "GATHER" and padded:
+                t = sg.tensors[op.inputs[0]]
+                buf = model.buffers[t.buffer].data
+                if t.type != schema.TensorType.INT8 or buf is None or not len(buf):
+                    continue  # not a constant int8 table (the top-k's score and id gathers)
+                stored = np.asarray(buf, np.uint8).tobytes()
+                tables = [n for n, b in raw.items() if stored == b]
+                if not tables:
+                    raise ExportError("an int8 GATHER operand matches no IR table")
+                t.type = schema.TensorType.INT4
+                for table in tables:  # byte-identical tables share one buffer
+                    gathered[table].add(t.buffer)
+    if not float_item and len(item_buffers) != 1:
+        raise ExportError(f"expected one item weight buffer, found {len(item_buffers)}")
+    if item_buffers:
+        model.buffers[item_buffers.pop()].data = np.frombuffer(pack_int4(item_rows(ir)), np.uint8)
+    for table, bufs in gathered.items():
+        if len(bufs) != 1:
+            raise ExportError(f"expected one {table!r} table buffer, found {len(bufs)}")
+        model.buffers[next(iter(bufs))].data = np.frombuffer(pack_int4(padded[table]), np.uint8)
+    return pack_model(model, len(data))
