@@ -21,8 +21,8 @@ import psutil
 
 from edgerec.checkpoint import load_checkpoint
 from edgerec.ir import IR
+from edgerec.lowering.lightgcn import precompute
 from edgerec.metrics import ranking_metrics, topk_agreement, users_with_items
-from edgerec.passes.precompute import precompute
 from edgerec.passes.prune import prune
 from edgerec.passes.quantize import quantize
 from edgerec.scoring import ir_topk

@@ -25,9 +25,9 @@ import numpy as np
 
 from edgerec.checkpoint import load_checkpoint
 from edgerec.ir import IR, Table
+from edgerec.lowering.lightgcn import precompute
 from edgerec.metrics import ranking_metrics, topk_agreement, users_with_items
 from edgerec.passes.distill import distill
-from edgerec.passes.precompute import precompute
 from edgerec.passes.prune import prune
 from edgerec.passes.quantize import int4_groups_roundtrip, quantize
 from edgerec.scoring import ir_topk

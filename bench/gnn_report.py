@@ -30,9 +30,10 @@ import runtime
 from edgerec.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from edgerec.data import load_data
 from edgerec.ir import IR
-from edgerec.passes.precompute import precompute
-from edgerec.passes.precompute_gnn import precompute_gnn
-from edgerec.passes.prune_channels import finetune_head, prune_head
+from edgerec.lowering.gnn import precompute_gnn
+from edgerec.lowering.lightgcn import precompute
+from edgerec.passes.finetune_head import finetune_head
+from edgerec.passes.prune_head import prune_head
 from edgerec.passes.quantize import quantize
 from edgerec.scoring import agreement, evaluate_ir
 from edgerec.trainer import TrainConfig, train

@@ -21,8 +21,8 @@ import numpy as np
 
 from edgerec.checkpoint import Checkpoint, load_checkpoint
 from edgerec.data import Split, load_data
+from edgerec.lowering.lightgcn import precompute
 from edgerec.metrics import ranking_metrics, topk_full_ranking, users_with_items
-from edgerec.passes.precompute import precompute
 from edgerec.scoring import history_vectors, ir_topk
 from edgerec.trainer import TrainConfig, train
 

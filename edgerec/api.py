@@ -363,7 +363,7 @@ def eval_sample(compiled: Compiled, *, users: int = 500, history_capacity: int =
     """
     from device_bench.evalfile import encode_eval
     from edgerec.evalset import eval_records
-    from edgerec.passes.precompute import precompute
+    from edgerec.lowering.lightgcn import precompute
 
     ckpt = compiled.checkpoint
     if ckpt is None:

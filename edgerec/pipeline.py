@@ -1,8 +1,10 @@
-"""The compiler driver: checkpoint -> precompute -> prune -> quantize -> guard -> IR.
+"""The compiler driver: checkpoint -> lowering -> passes -> guard -> IR.
 
-Each step is a pass ``IR -> (IR, PassReport)``; this module only decides which passes run with
-which parameters, and implements ``--dims auto``: the smallest width whose compiled model
-(pruned and quantized) stays within the guard's budget.
+The checkpoint is lowered once (:func:`edgerec.lowering.lower`); every later step is a pass
+(:class:`edgerec.passes.base.Pass`, ``IR -> IR``) run by a
+:class:`edgerec.passes.manager.PassManager`, which checks and measures after each. This module
+only decides which passes run with which options, and implements ``dims="auto"``: the smallest
+width whose compiled model (pruned and quantized) stays within the guard's budget.
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ import numpy as np
 from edgerec.checkpoint import Checkpoint
 from edgerec.data import Interactions
 from edgerec.errors import EdgerecError, GuardError
-from edgerec.ir import IR, PassReport, Table
-from edgerec.passes.distill import distill
-from edgerec.passes.guard import GuardData, check, guard, measure
-from edgerec.passes.precompute import precompute
-from edgerec.passes.precompute_gnn import precompute_gnn
-from edgerec.passes.prune import drop_cold_items, energy_dims, prune
-from edgerec.passes.prune_channels import finetune_head, prune_encoder_channels, prune_head
-from edgerec.passes.quantize import quantize
+from edgerec.ir import IR, PassReport
+from edgerec.lowering import lower
+from edgerec.passes.base import Pass
+from edgerec.passes.distill import Distill
+from edgerec.passes.drop_cold import DropColdItems
+from edgerec.passes.finetune_head import FinetuneHead
+from edgerec.passes.guard import Guard, GuardData, check, measure
+from edgerec.passes.manager import PassManager
+from edgerec.passes.prune import PruneDims, energy_dims
+from edgerec.passes.prune_channels import PruneEncoderChannels
+from edgerec.passes.prune_head import PruneHead
+from edgerec.passes.quantize import Quantize
 from edgerec.schemes import DOT_SCORER_ONLY
 
 # Without held-out interactions the guard cannot measure recall; it holds the compiled model's
@@ -81,17 +87,14 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
         raise EdgerecError(f"--quantize {options.quantize} packs the dot scorer's tables; this model "
                            "scores with an MLP head (use int8)")
     _check_program_options(ckpt.config.get("model", "lightgcn"), ckpt.config.get("head", "dot"), options)
-    reports: list[PassReport] = []
-    if ckpt.config.get("model", "lightgcn") == "lightgcn":
-        ir, rep = precompute(ckpt, options.modes)
-    else:
-        ir, rep = precompute_gnn(ckpt, options.modes, options.new_user)
-    reports.append(rep)
+    ir, first = lower(ckpt, options.modes, options.new_user)
+    reports: list[PassReport] = [first]
     log(f"precompute: {ir.num_users} users, {ir.num_items} items, dim {ir.dim}")
     if options.min_item_count > 0:
         counts = np.bincount(ckpt.data.train.items, minlength=ckpt.data.num_items)
-        ir, rep = drop_cold_items(_item_rows(ir, counts >= options.min_item_count), options.min_item_count, counts)
-        reports.append(rep)
+        run = PassManager([DropColdItems(options.min_item_count, counts)]).run(ir)
+        ir = run.ir
+        reports += run.reports
     reference = ir
     truth = source.valid.csr(source.num_users)
     if options.min_item_count > 0:
@@ -103,19 +106,22 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
             "with the float model instead of a Recall@20 budget")
     ref_metrics = measure(reference, reference, gdata)
     search: list[dict[str, float]] = []
+    # one Distill pass for the search and the final run: it keeps its result per input width
+    tune = _distill_pass(reference, options, log) if options.distill_epochs > 0 else None
 
-    distilled: dict[int, tuple[IR, PassReport]] = {}  # the search's fine-tunes, reused below
+    def narrowing(width: int | None) -> list[Pass]:
+        """The passes that make ``reference`` ``width`` wide and quantize it."""
+        passes: list[Pass] = []
+        if width is not None and width < reference.dim:
+            passes.append(PruneDims(width, options.method))
+            if tune is not None:
+                passes.append(tune)
+        if options.quantize != "none":
+            passes.append(Quantize(options.quantize))
+        return passes
 
     def build(width: int | None) -> IR:
-        out = reference
-        if width is not None and width < reference.dim:
-            out, r = prune(out, width, options.method)
-            if options.distill_epochs > 0:
-                distilled[width] = _distill(out, reference, options)
-                out = distilled[width][0]
-        if options.quantize != "none":
-            out, r = quantize(out, options.quantize)
-        return out
+        return PassManager(narrowing(width)).run(reference).ir
 
     width: int | None
     linear_ok = dims_prunable(reference) and options.channel_keep is None
@@ -135,58 +141,26 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     else:
         width = int(options.dims)
     reports[-1] = dataclasses.replace(reports[-1], metrics_after=ref_metrics)
-    prev = ref_metrics
-    for step in _channel_steps(options):
-        ir, rep = step(ir)
-        ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
-        reports.append(rep)
-    if width is not None and width < reference.dim:
-        ir, rep = prune(ir, width, options.method)
-        ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
-        reports.append(rep)
-        if options.distill_epochs > 0:
-            if width in distilled:  # the search distilled reference pruned to this width: reuse
-                tuned, rep = distilled[width]
-                ir = tuned.replace(passes=(*ir.passes, tuned.passes[-1]))  # keep the measured log
-            else:
-                ir, rep = _distill(ir, reference, options, log)
-            ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
-            reports.append(rep)
-    if options.quantize != "none":
-        ir, rep = quantize(ir, options.quantize)
-        ir, rep, prev = _measured(ir, rep, reference, gdata, prev)
-        reports.append(rep)
-    ir, rep = guard(ir, reference, gdata, max_recall_drop=options.max_recall_drop,
+    passes = [*_channel_passes(options), *narrowing(width),
+              Guard(reference, gdata, max_recall_drop=options.max_recall_drop,
                     min_agreement=options.min_agreement, force=options.force,
-                    reference_metrics=ref_metrics)
-    reports.append(rep)
+                    reference_metrics=ref_metrics)]
+    run = PassManager(passes, measure=lambda x: measure(x, reference, gdata)).run(ir, ref_metrics)
+    ir = run.ir
+    reports += run.reports
     if search:
         ir = ir.replace(metrics={**ir.metrics, "dims_search": search})
     return CompileResult(ir, reports, search)
 
 
-def _distill(ir: IR, reference: IR, options: CompileOptions,
-             log: Callable[[str], None] = lambda _m: None) -> tuple[IR, PassReport]:
+def _distill_pass(reference: IR, options: CompileOptions, log: Callable[[str], None]) -> Distill:
     """Fine-tune the pruned tables to rank like the float model (docs/compression.md), aware of
     the rounding that follows when every table is quantized alike (int8, int4; int4-item mixes
     widths, which the fake quantizer does not model). lr and temperature are the values
     measured best in ``bench/compression_report.py``."""
-    return distill(ir, reference, epochs=options.distill_epochs, lr=3e-3, temperature=0.5,
+    return Distill(reference, epochs=options.distill_epochs, lr=3e-3, temperature=0.5,
                    sample_users=options.distill_users,
                    quant_bits={"int8": 8, "int4": 4}.get(options.quantize), log=log)
-
-
-def _item_rows(ir: IR, keep: np.ndarray) -> IR:
-    """Pre-slice the per-item tables ``drop_cold_items`` does not know (gat logits, MLP item half)
-    so that every table keeps the same items; ``item``/``history_item`` are left to that pass."""
-    extra = {n: t for n, t in ir.tables.items() if n in ("history_logit", "mlp_item")}
-    if not extra:
-        return ir
-    tables = dict(ir.tables)
-    for n, t in extra.items():
-        tables[n] = Table(t.values[keep], None if t.scale is None else t.scale[keep])
-    # the IR is inconsistent for an instant (not validated) until drop_cold_items slices the rest
-    return ir.replace(tables=tables)
 
 
 def _check_program_options(model: str, head: str, options: CompileOptions) -> None:
@@ -206,30 +180,22 @@ def _check_program_options(model: str, head: str, options: CompileOptions) -> No
                            "LightGCN's history mode has none")
 
 
-def _channel_steps(options: CompileOptions) -> list[Callable[[IR], tuple[IR, PassReport]]]:
+def _channel_passes(options: CompileOptions) -> list[Pass]:
     """The structured channel-pruning passes the options ask for, in order."""
-    steps: list[Callable[[IR], tuple[IR, PassReport]]] = []
+    passes: list[Pass] = []
     if options.channel_keep is not None:
-        steps.append(lambda ir: prune_encoder_channels(ir, options.channel_keep))
+        passes.append(PruneEncoderChannels(options.channel_keep))
     if options.head_keep is not None:
-        steps.append(lambda ir: prune_head(ir, options.head_keep, options.head_importance))
+        passes.append(PruneHead(options.head_keep, options.head_importance))
     if options.finetune_epochs > 0:
-        steps.append(lambda ir: finetune_head(ir, options.finetune_epochs))
-    return steps
+        passes.append(FinetuneHead(options.finetune_epochs))
+    return passes
 
 
 def dims_prunable(ir: IR) -> bool:
     """Whether the svd/columns width pruning keeps the IR's programs exact: a dot scorer, and a
     history program that is linear in its user-side tables (not gat's attention logits)."""
     return ir.scorer.get("kind") == "dot" and ir.history_kind in ("lightgcn", "sage", "gcn")
-
-
-def _measured(ir: IR, rep: PassReport, reference: IR, gdata: GuardData,
-              before: dict[str, float]) -> tuple[IR, PassReport, dict[str, float]]:
-    """Attach before/after metrics to the pass just run (in the report and the IR's pass log)."""
-    after = measure(ir, reference, gdata)
-    rep = dataclasses.replace(rep, metrics_before=before, metrics_after=after)
-    return ir.replace(passes=(*ir.passes[:-1], rep.to_json())), rep, after
 
 
 def _search_width(reference: IR, build: Callable[[int | None], IR], gdata: GuardData,

@@ -182,7 +182,7 @@ def test_trained_checkpoint_exports(tmp_path: Path, synthetic_dir: Path) -> None
     pytest.importorskip("tensorflow")
     from edgerec.checkpoint import load_checkpoint, save_checkpoint
     from edgerec.data import load_data
-    from edgerec.passes.precompute_gnn import precompute_gnn
+    from edgerec.lowering.gnn import precompute_gnn
     from edgerec.trainer import TrainConfig, train
 
     data = load_data(synthetic_dir)

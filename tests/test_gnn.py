@@ -15,13 +15,11 @@ from edgerec.data import load_data
 from edgerec.errors import DataError, EdgerecError, IRError
 from edgerec.gnn import edge_index, load_features
 from edgerec.ir import Table, load_ir, save_ir
-from edgerec.passes.precompute_gnn import precompute_gnn
-from edgerec.passes.prune_channels import (
-    finetune_head,
-    head_importance,
-    prune_encoder_channels,
-    prune_head,
-)
+from edgerec.lowering.gnn import precompute_gnn
+from edgerec.passes.finetune_head import finetune_head
+from edgerec.passes.mlp_head import head_importance
+from edgerec.passes.prune_channels import prune_encoder_channels
+from edgerec.passes.prune_head import prune_head
 from edgerec.pipeline import CompileOptions, compile_checkpoint
 from edgerec.scoring import evaluate_ir, history_vectors, score_matrix
 from edgerec.trainer import TrainConfig, train
@@ -139,7 +137,7 @@ def test_prune_head_by_importance(ckpts) -> None:
     imp = head_importance(ir, "activation")
     keep = np.sort(np.argsort(-imp)[: h // 2])
     worst = np.sort(np.argsort(imp)[: h // 2])
-    from edgerec.passes.prune_channels import _slice_head
+    from edgerec.passes.mlp_head import slice_head as _slice_head
 
     err = {}
     for name, idx in (("best", keep), ("worst", worst)):

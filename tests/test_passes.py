@@ -13,11 +13,12 @@ import torch
 from edgerec.checkpoint import load_checkpoint
 from edgerec.errors import EdgerecError, GuardError, IRError
 from edgerec.ir import load_ir, save_ir
+from edgerec.lowering.lightgcn import precompute
 from edgerec.metrics import users_with_items
 from edgerec.models import normalized_adjacency
+from edgerec.passes.drop_cold import drop_cold_items
 from edgerec.passes.guard import GuardData, guard, measure
-from edgerec.passes.precompute import precompute
-from edgerec.passes.prune import drop_cold_items, energy_dims, prune
+from edgerec.passes.prune import energy_dims, prune
 from edgerec.passes.quantize import quantize
 from edgerec.pipeline import CompileOptions, compile_checkpoint
 from edgerec.scoring import distinct_topk_scores, history_vectors

@@ -19,6 +19,7 @@ row in the forward pass with a straight-through gradient, using the same scale r
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
 import numpy as np
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from edgerec.ir import IR, PassReport, Table
+from edgerec.passes.base import Pass
 from edgerec.passes.quantize import _INT4_CLIP, INT4_MAX
 
 _MASK = -1e4  # logit of a masked (seen) item after the temperature: exp() is exactly 0
@@ -225,3 +227,45 @@ def _seen_pairs(seen: tuple[np.ndarray, np.ndarray], b: np.ndarray) -> tuple[tor
     cols = indices[np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])] \
         if (ends - starts).sum() else np.zeros(0, np.int64)
     return torch.from_numpy(rows.astype(np.int64)), torch.from_numpy(cols.astype(np.int64))
+
+
+class Distill(Pass):
+    """Fine-tune the tables to rank like the float ``reference`` (see :func:`distill`).
+
+    The same input always gives the same output (the run is seeded), so a result is kept per
+    input: the width search and the final compile distil each width once.
+
+    Args:
+        reference (IR): the float model whose rankings are the target.
+        epochs (int): passes over the sampled users.
+        lr (float): Adam's learning rate.
+        temperature (float): the softmax temperature, relative to each user's score spread.
+        sample_users (int, optional): users per epoch (:obj:`None`: all).
+        quant_bits (int, optional): the rounding that follows (8, 4, or :obj:`None`).
+        log (callable, optional): progress lines.
+    """
+
+    name = "distill"
+
+    def __init__(self, reference: IR, *, epochs: int, lr: float, temperature: float,
+                 sample_users: int | None, quant_bits: int | None,
+                 log: Callable[[str], None] = lambda _m: None) -> None:
+        self.reference, self.log = reference, log
+        self.options = dict(epochs=epochs, lr=lr, temperature=temperature,
+                            sample_users=sample_users, quant_bits=quant_bits)
+        self._done: dict[str, tuple[IR, PassReport]] = {}
+
+    def __call__(self, ir: IR) -> tuple[IR, PassReport]:
+        key = _tables_key(ir)
+        if key not in self._done:
+            self._done[key] = distill(ir, self.reference, log=self.log, **self.options)
+        tuned, report = self._done[key]
+        return tuned.replace(passes=(*ir.passes, tuned.passes[-1])), report
+
+
+def _tables_key(ir: IR) -> str:
+    h = hashlib.sha256()
+    for name in sorted(ir.tables):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(ir.tables[name].values).tobytes())
+    return h.hexdigest()

@@ -17,6 +17,7 @@ import numpy as np
 from edgerec.errors import GuardError
 from edgerec.ir import IR, PassReport
 from edgerec.metrics import topk_agreement, users_with_items
+from edgerec.passes.base import Pass
 from edgerec.scoring import evaluate_ir, ir_topk
 
 
@@ -83,3 +84,30 @@ def guard(ir: IR, reference: IR, data: GuardData, *, max_recall_drop: float = 0.
                         metrics_after=got, notes=problems)
     metrics = {**ir.metrics, "float": ref, "compiled": got, "guard_violations": problems}
     return ir.with_pass(report, metrics=metrics), report
+
+
+class Guard(Pass):
+    """The accuracy guard as the last pass (see :func:`guard`): the IR passes through
+    unchanged when it is within budget, with the verdict in the pass log and the IR's metrics.
+
+    Args:
+        reference (IR): the float model, in the same modes.
+        data (GuardData): the held-out interactions and the user sample.
+        max_recall_drop (float): the largest relative Recall@20 drop allowed per mode.
+        min_agreement (float, optional): the smallest top-20 agreement allowed per mode.
+        force (bool): record a violation instead of refusing.
+        reference_metrics (dict, optional): the reference's metrics, if already measured.
+    """
+
+    name = "guard"
+    measured = False  # it measures itself, against the reference
+
+    def __init__(self, reference: IR, data: GuardData, *, max_recall_drop: float,
+                 min_agreement: float | None, force: bool,
+                 reference_metrics: dict[str, float] | None = None) -> None:
+        self.reference, self.data = reference, data
+        self.options = dict(max_recall_drop=max_recall_drop, min_agreement=min_agreement,
+                            force=force, reference_metrics=reference_metrics)
+
+    def __call__(self, ir: IR) -> tuple[IR, PassReport]:
+        return guard(ir, self.reference, self.data, **self.options)

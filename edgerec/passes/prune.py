@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
+from edgerec.passes.base import Pass
 
 METHODS = ("svd", "columns")
 USER_SIDE = ("user", "history_item", "user_base")
@@ -81,30 +82,19 @@ def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
     return new.with_pass(report), report
 
 
-def drop_cold_items(ir: IR, min_count: int, train_counts: np.ndarray) -> tuple[IR, PassReport]:
-    """Remove items with fewer than ``min_count`` training interactions from every table.
+class PruneDims(Pass):
+    """Narrow every table to ``dims`` dimensions (see :func:`prune`).
 
-    Dropped items can no longer be recommended; in a history they are ignored by the runtime.
+    Args:
+        dims (int): the width kept.
+        method (str, optional): ``"svd"`` (rotate, then truncate) or ``"columns"``.
+            (default: ``"svd"``)
     """
-    keep = np.flatnonzero(train_counts >= min_count)
-    if keep.size == 0:
-        raise ValueError(f"--min-item-count {min_count} would drop every item")
-    remap = np.full(ir.num_items, -1, np.int64)
-    remap[keep] = np.arange(keep.size)
-    tables = {n: (Table(t.values[keep], None if t.scale is None else t.scale[keep])
-                  if n in ("item", "history_item") else t) for n, t in ir.tables.items()}
-    new_idx = remap[ir.seen_indices]
-    counts = np.add.reduceat((new_idx >= 0).astype(np.int64), ir.seen_indptr[:-1]) \
-        if ir.seen_indices.size else np.zeros(ir.num_users, np.int64)
-    counts[np.diff(ir.seen_indptr) == 0] = 0
-    indptr = np.zeros(ir.num_users + 1, np.int64)
-    np.cumsum(counts, out=indptr[1:])
-    popular = remap[ir.popular]
-    new = ir.replace(
-        num_items=int(keep.size), tables=tables, item_ids=[ir.item_ids[i] for i in keep],
-        popular=popular[popular >= 0].astype(np.int32), seen_indptr=indptr,
-        seen_indices=new_idx[new_idx >= 0].astype(np.int32))
-    report = PassReport(name="drop_cold_items", params={"min_count": min_count},
-                        bytes_before=ir.nbytes, bytes_after=new.nbytes,
-                        notes=[f"dropped {ir.num_items - keep.size} of {ir.num_items} items"])
-    return new.with_pass(report), report
+
+    name = "prune"
+
+    def __init__(self, dims: int, method: str = "svd") -> None:
+        self.dims, self.method = dims, method
+
+    def __call__(self, ir: IR) -> tuple[IR, PassReport]:
+        return prune(ir, self.dims, self.method)

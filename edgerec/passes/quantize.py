@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
+from edgerec.passes.base import Pass
 from edgerec.schemes import DOT_SCORER_ONLY, SCHEMES
 
 INT4_MAX = 7
@@ -101,3 +102,20 @@ def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
     report = PassReport(name="quantize", params={"scheme": scheme},
                         bytes_before=ir.nbytes, bytes_after=new.nbytes)
     return new.with_pass(report), report
+
+
+class Quantize(Pass):
+    """Quantize every table with ``scheme`` (see :func:`quantize`).
+
+    Args:
+        scheme (str): ``"int8"``, ``"int4-item"``, ``"int4"``, ``"float16"`` or ``"none"``
+            (float32).
+    """
+
+    name = "quantize"
+
+    def __init__(self, scheme: str) -> None:
+        self.scheme = scheme
+
+    def __call__(self, ir: IR) -> tuple[IR, PassReport]:
+        return quantize(ir, self.scheme)

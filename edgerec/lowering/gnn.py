@@ -1,4 +1,4 @@
-r"""Precompute for the nonlinear encoders (``sage``, ``gcn``, ``gat``) and the MLP head.
+r"""The lowering (precompute) of the nonlinear encoders (``sage``, ``gcn``, ``gat``) and the MLP head.
 
 Lookup mode: full-graph, layer-wise inference (every layer for every node, once, no sampling),
 giving the final user and item embeddings ``z``.
@@ -35,7 +35,8 @@ import torch
 
 from edgerec.checkpoint import Checkpoint
 from edgerec.gnn import GAT_NEGATIVE_SLOPE, GNNRecommender, edge_index
-from edgerec.ir import HISTORY_SPECS, IR, PassReport, Table
+from edgerec.ir import HISTORY_SPECS, IR, PassReport
+from edgerec.lowering.assemble import assemble
 
 MODES = ("lookup", "history")
 NEW_USER = ("mean", "bias")
@@ -98,12 +99,10 @@ def mlp_tables(model: GNNRecommender, item_emb: torch.Tensor) -> dict[str, np.nd
 def precompute_gnn(ckpt: Checkpoint, modes: tuple[str, ...] = MODES,
                    new_user: str = "mean") -> tuple[IR, PassReport]:
     """Compile a trained sage/gcn/gat checkpoint into a float32 IR (both modes' tables)."""
-    if not set(modes) <= set(MODES) or not modes:
-        raise ValueError(f"modes must be a non-empty subset of {MODES}")
     model, cfg, data = ckpt.model, ckpt.config, ckpt.data
     if not isinstance(model, GNNRecommender):
         raise ValueError(f"precompute_gnn needs a sage/gat/gcn checkpoint, got {cfg.get('model')!r}")
-    U, I = data.num_users, data.num_items
+    U = data.num_users
     tu, ti = data.train.users, data.train.items
     model.eval()
     with torch.no_grad():
@@ -116,26 +115,10 @@ def precompute_gnn(ckpt: Checkpoint, modes: tuple[str, ...] = MODES,
     if model.head is not None:
         tables.update(mlp_tables(model, z[U:]))
         scorer = {"kind": "mlp", "hidden": int(model.head.lin1.out_features), "activation": "relu"}
-    seen_indptr, seen_indices = data.train.csr(U)
-    popular = np.argsort(-np.bincount(ti, minlength=I), kind="stable").astype(np.int32)
-    ir = IR(
-        num_users=U, num_items=I, tables={n: Table(v) for n, v in tables.items()},
-        modes=tuple(m for m in MODES if m in modes), user_ids=list(data.user_ids),
-        item_ids=list(data.item_ids), popular=popular, seen_indptr=seen_indptr.astype(np.int64),
-        seen_indices=seen_indices.astype(np.int32), scorer=scorer, history=spec,
-        model={"kind": cfg["model"], "dim": int(cfg["dim"]), "layers": int(cfg["layers"]),
-               "head": cfg.get("head", "dot"), "hidden": cfg.get("hidden"),
-               "num_features": int(cfg.get("num_features", 0))},
-        provenance={"checkpoint": str(ckpt.path), "checkpoint_fingerprint": ckpt.fingerprint,
-                    "data_fingerprint": cfg.get("data", {}).get("fingerprint"),
-                    "data_source": data.source, "synthetic": data.synthetic},
-    )
     params = sum(p.numel() for p in model.parameters()) * 4
-    report = PassReport(name="precompute", params={"modes": list(ir.modes), "layers": int(cfg["layers"]),
-                                                   "kind": cfg["model"], "new_user": new_user},
-                        bytes_before=int(params), bytes_after=ir.nbytes,
-                        notes=[f"graph: {U} users, {I} items, {tu.size} training edges",
-                               f"history program: {spec}"])
-    ir = ir.with_pass(report)
-    ir.validate()
-    return ir, report
+    return assemble(ckpt, tables, modes=modes, scorer=scorer, history=spec,
+                    model={"kind": cfg["model"], "dim": int(cfg["dim"]), "layers": int(cfg["layers"]),
+                           "head": cfg.get("head", "dot"), "hidden": cfg.get("hidden"),
+                           "num_features": int(cfg.get("num_features", 0))},
+                    params={"layers": int(cfg["layers"]), "kind": cfg["model"], "new_user": new_user},
+                    bytes_before=int(params), notes=[f"history program: {spec}"])

@@ -1,4 +1,4 @@
-"""Precompute: run LightGCN's message passing once, offline, so the device never sees the graph.
+"""LightGCN's lowering (precompute): run LightGCN's message passing once, offline, so the device never sees the graph.
 
 Layer-wise full-graph inference (the PyG ``inference`` pattern): each layer is one sparse
 product ``E^(l+1) = Â E^(l)`` computed in row chunks, so peak memory is a few dense layers plus
@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from edgerec.checkpoint import Checkpoint
-from edgerec.ir import IR, PassReport, Table
+from edgerec.ir import IR, PassReport
+from edgerec.lowering.assemble import assemble
 from edgerec.models import degrees, normalized_adjacency
 
 MODES = ("lookup", "history")
@@ -81,8 +82,6 @@ def _weighted_layers(adj: torch.Tensor, x: np.ndarray, alpha: np.ndarray, chunk:
 
 def precompute(ckpt: Checkpoint, modes: tuple[str, ...] = MODES, chunk: int = 65536) -> tuple[IR, PassReport]:
     """Compile a trained LightGCN checkpoint into a float32 IR with both modes' tables."""
-    if not set(modes) <= set(MODES) or not modes:
-        raise ValueError(f"modes must be a non-empty subset of {MODES}")
     cfg, data = ckpt.config, ckpt.data
     U, I, K = data.num_users, data.num_items, int(cfg["layers"])
     tu, ti = data.train.users, data.train.items
@@ -97,27 +96,8 @@ def precompute(ckpt: Checkpoint, modes: tuple[str, ...] = MODES, chunk: int = 65
         final, hist, base = _uniform_layers(adj, x, K, chunk, inv_sqrt, U)
     else:
         final, hist, base = _weighted_layers(adj, x, alpha, chunk, inv_sqrt, U)
-    tables = {
-        "item": Table(np.ascontiguousarray(final[U:], np.float32)),
-        "user": Table(np.ascontiguousarray(final[:U], np.float32)),
-        "history_item": Table(np.ascontiguousarray(hist, np.float32)),
-        "user_base": Table(np.ascontiguousarray(base, np.float32)),
-    }
-    seen_indptr, seen_indices = data.train.csr(U)
-    popular = np.argsort(-np.bincount(ti, minlength=I), kind="stable").astype(np.int32)
-    ir = IR(
-        num_users=U, num_items=I, tables=tables, modes=tuple(m for m in MODES if m in modes),
-        user_ids=list(data.user_ids), item_ids=list(data.item_ids), popular=popular,
-        seen_indptr=seen_indptr.astype(np.int64), seen_indices=seen_indices.astype(np.int32),
-        scorer={"kind": "dot"},
-        model={"kind": cfg["model"], "dim": int(cfg["dim"]), "layers": K},
-        provenance={"checkpoint": str(ckpt.path), "checkpoint_fingerprint": ckpt.fingerprint,
-                    "data_fingerprint": cfg.get("data", {}).get("fingerprint"),
-                    "data_source": data.source, "synthetic": data.synthetic},
-    )
-    report = PassReport(name="precompute", params={"modes": list(ir.modes), "layers": K, "chunk": chunk},
-                        bytes_before=int(ckpt.model.embedding.weight.numel() * 4), bytes_after=ir.nbytes,
-                        notes=[f"graph: {U} users, {I} items, {tu.size} training edges"])
-    ir = ir.with_pass(report)
-    ir.validate()
-    return ir, report
+    tables = {"item": final[U:], "user": final[:U], "history_item": hist, "user_base": base}
+    return assemble(ckpt, {n: np.ascontiguousarray(v, np.float32) for n, v in tables.items()},
+                    modes=modes, model={"kind": cfg["model"], "dim": int(cfg["dim"]), "layers": K},
+                    params={"layers": K, "chunk": chunk},
+                    bytes_before=int(ckpt.model.embedding.weight.numel() * 4), scorer={"kind": "dot"})
