@@ -218,16 +218,16 @@ def test_compile_with_distillation(ckpt) -> None:
 def test_distillation_is_aware_of_uniform_quantization(ckpt, monkeypatch, scheme, bits) -> None:
     """The distill pass fake-quantizes to the width every table will have (int8, int4); a mixed
     scheme (int4-item) or a float one gets a plain distillation."""
-    import edgerec.pipeline as pipeline
+    import edgerec.passes.distill as distill_module
 
     seen: list[int | None] = []
-    real = pipeline.distill
+    real = distill_module.distill
 
     def spy(ir, reference, **kw):
         seen.append(kw.get("quant_bits"))
         return real(ir, reference, **kw)
 
-    monkeypatch.setattr(pipeline, "distill", spy)
+    monkeypatch.setattr(distill_module, "distill", spy)
     res = compile_checkpoint(ckpt, CompileOptions(dims=4, max_recall_drop=1.0, distill_epochs=1,
                                                   distill_users=64, quantize=scheme))
     assert seen == [bits]
@@ -237,16 +237,16 @@ def test_distillation_is_aware_of_uniform_quantization(ckpt, monkeypatch, scheme
 
 def test_dims_auto_reuses_the_searchs_distillation(ckpt, monkeypatch) -> None:
     """With --dims auto, the chosen width's distillation from the search is the one kept."""
-    import edgerec.pipeline as pipeline
+    import edgerec.passes.distill as distill_module
 
     calls: list[int] = []
-    real = pipeline.distill
+    real = distill_module.distill
 
     def counting(ir, reference, **kw):
         calls.append(ir.dim)
         return real(ir, reference, **kw)
 
-    monkeypatch.setattr(pipeline, "distill", counting)
+    monkeypatch.setattr(distill_module, "distill", counting)
     res = compile_checkpoint(ckpt, CompileOptions(dims="auto", max_recall_drop=0.05, distill_epochs=1,
                                                   distill_users=64))
     searched = [int(s["dims"]) for s in res.search if s["dims"] < ckpt.config["dim"]]
