@@ -256,3 +256,54 @@ def test_dims_auto_reuses_the_searchs_distillation(ckpt, monkeypatch) -> None:
     log = {p["name"]: p for p in res.ir.passes}
     assert [p["name"] for p in res.ir.passes] == ["precompute", "prune", "distill", "quantize", "guard"]
     assert log["prune"]["metrics_after"] and log["distill"]["metrics_after"]
+
+
+def test_pass_manager_checks_after_each_pass_and_names_the_failing_one() -> None:
+    """A pass that refuses its input, or leaves an inconsistent IR, is named in the error; the
+    passes before it ran, each report carries the metrics before and after it."""
+    from edgerec.errors import IRError
+    from edgerec.ir import PassReport, Table
+    from edgerec.passes.base import Pass
+    from edgerec.passes.manager import PassError, PassManager
+    from edgerec.passes.quantize import Quantize
+    from tests.factories import make_ir
+
+    class Breaks(Pass):
+        name = "breaks"
+
+        def __call__(self, ir):
+            bad = ir.replace(tables={**ir.tables, "user": Table(ir.tables["user"].values[:3])})
+            rep = PassReport(name=self.name)
+            return bad.with_pass(rep), rep
+
+    class Refuses(Pass):
+        name = "refuses"
+
+        def __call__(self, ir):
+            raise ValueError("no")
+
+    ir = make_ir()
+    with pytest.raises(IRError, match="^breaks pass: ") as info:
+        PassManager([Quantize("int8"), Breaks()]).run(ir)
+    assert info.value.pass_name == "breaks"
+    with pytest.raises(PassError, match="^refuses pass: no$"):
+        PassManager([Refuses()]).run(ir)
+    calls = []
+    run = PassManager([Quantize("int8"), Quantize("none")],
+                      measure=lambda x: calls.append(x) or {"m": float(len(calls))}).run(ir, {"m": 0.0})
+    assert [r.metrics_before["m"] for r in run.reports] == [0.0, 1.0]
+    assert [r.metrics_after["m"] for r in run.reports] == [1.0, 2.0]
+    assert [p["name"] for p in run.ir.passes] == ["quantize", "quantize"]
+    assert run.ir.passes[-1]["metrics_after"] == {"m": 2.0}
+
+
+def test_cli_names_the_option_behind_a_pass_error(ckpt, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "edgerec", "compile", str(ckpt.path), "--out",
+                           str(tmp_path / "ir"), "--min-item-count", "100000"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2, proc.stderr
+    errors = [x for x in proc.stderr.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1 and "drop_cold_items pass:" in errors[0] and "--min-item-count" in errors[0]

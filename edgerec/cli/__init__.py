@@ -49,8 +49,10 @@ def main() -> None:
     except (EdgerecError, _RtErr, OSError, ValueError) as e:
         if os.environ.get("EDGEREC_DEBUG"):
             raise
+        from edgerec.cli._options import pass_hint
+
         what = "" if isinstance(e, EdgerecError | _RtErr) else f"{e.__class__.__name__}: "
-        click.echo("error: " + what + " ".join(str(e).split()), err=True)
+        click.echo("error: " + what + " ".join(str(e).split()) + pass_hint(e), err=True)
         sys.exit(2)
 
 

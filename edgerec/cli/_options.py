@@ -15,6 +15,19 @@ COMPILE_ONLY = ("quantize", "mode", "dims", "energy", "prune_method", "min_item_
                 "channel_keep", "finetune_epochs", "new_user")
 
 
+# the options behind each pass, for errors a pass raises in its own words
+PASS_OPTIONS = {"drop_cold_items": "--min-item-count", "prune": "--dims / --energy / --prune-method",
+                "prune_head": "--head-keep", "prune_channels": "--channel-keep",
+                "finetune_head": "--finetune-epochs", "distill": "--distill-epochs",
+                "quantize": "--quantize", "guard": "--max-recall-drop / --min-agreement / --force"}
+
+
+def pass_hint(error: Exception) -> str:
+    """`` (option: --x)`` for an error a compiler pass raised, else nothing."""
+    option = PASS_OPTIONS.get(getattr(error, "pass_name", ""))
+    return f" (option: {option})" if option else ""
+
+
 def refuse_compile_options_for_ir(source: Path) -> None:
     """An IR directory is already compiled: options that would change it are an error, not
     silently ignored (the audit exported an int8 8-dim artifact for ``--quantize float32``)."""

@@ -56,7 +56,7 @@ class PassManager:
             except EdgerecError as e:
                 raise _renamed(e, p) from None
             except ValueError as e:
-                raise PassError(f"{p.name} pass: {e}") from None
+                raise _named(PassError(f"{p.name} pass: {e}"), p) from None
             if self.measure is not None and p.measured:
                 after = self.measure(new)
                 report = dataclasses.replace(report, metrics_before=run.metrics, metrics_after=after)
@@ -71,4 +71,9 @@ def _renamed(error: EdgerecError, p: Pass) -> EdgerecError:
     """The same error class, its message prefixed with the pass that raised it (once)."""
     text = str(error)
     prefix = f"{p.name} pass: "
-    return type(error)(text if text.startswith(prefix) else prefix + text)
+    return _named(type(error)(text if text.startswith(prefix) else prefix + text), p)
+
+
+def _named(error: EdgerecError, p: Pass) -> EdgerecError:
+    error.pass_name = p.name  # type: ignore[attr-defined]  # the CLI names the option behind it
+    return error
