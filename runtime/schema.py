@@ -26,7 +26,7 @@ import json
 import math
 import re
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 _TEMPLATE = re.compile(r"\{(value|path|key|type|/[^{}]*)\}")
@@ -44,8 +44,9 @@ class _Fail:
 @cache
 def manifest_schema() -> dict[str, Any]:
     """The parsed ``runtime/manifest.schema.json`` (package data, read once)."""
-    text = resources.files("runtime").joinpath("manifest.schema.json").read_text("utf-8")
-    return json.loads(text)
+    # beside this module (package data), read as a plain file: importlib.resources would import
+    # its readers inside device_bench's measuring window, where the baseline process has none
+    return json.loads(Path(__file__).with_name("manifest.schema.json").read_text("utf-8"))
 
 
 def first_error(instance: Any, schema: dict[str, Any]) -> str | None:
