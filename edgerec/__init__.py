@@ -17,8 +17,10 @@ from edgerec.api import (
     eval_sample,
     evaluate,
     export,
+    inspect,
     load_checkpoint,
     load_data,
+    synthesize,
     train,
 )
 from edgerec.errors import EdgerecError
@@ -32,8 +34,10 @@ __all__ = [
     "evaluate",
     "export",
     "from_pyg",
+    "inspect",
     "load_checkpoint",
     "load_data",
+    "synthesize",
     "train",
 ]
 

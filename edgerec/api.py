@@ -102,8 +102,29 @@ def load_data(path: PathLike, *, split: str = "time") -> Interactions:
     return _load(path, split=split) if path.is_file() else _load(path)
 
 
+def synthesize(out: PathLike, *, users: int = 1000, items: int = 2000, communities: int = 12,
+               seed: int = 0) -> Path:
+    """Write a SYNTHETIC dataset in LightGCN text format (``train.txt``/``valid.txt``/
+    ``test.txt``): users drawn from ``communities`` taste groups over Zipf-popular items, split
+    per user. No download; not real data.
+
+    Args:
+        out (PathLike): the folder to write (must not exist, or be empty).
+        users (int, optional): number of users. (default: ``1000``)
+        items (int, optional): number of items. (default: ``2000``)
+        communities (int, optional): taste groups. (default: ``12``)
+        seed (int, optional): the generator's seed. (default: ``0``)
+    """
+    from edgerec.synthetic import write_synthetic
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise EdgerecError(f"{out} exists and is not empty")
+    return write_synthetic(out, num_users=users, num_items=items, communities=communities, seed=seed)
+
+
 def train(data: Interactions | PathLike, *, out: PathLike | None = None, model: str = "lightgcn",
-          head: str = "dot", features: np.ndarray | None = None, split: str = "time",
+          head: str = "dot", features: np.ndarray | PathLike | None = None, split: str = "time",
           progress: Callable[[dict[str, float]], None] | None = None, overwrite: bool = False,
           **hyperparameters: Any) -> Checkpoint:
     r"""Train a reference recommender with BPR, early-stopping on valid NDCG@20.
@@ -117,8 +138,9 @@ def train(data: Interactions | PathLike, *, out: PathLike | None = None, model: 
         model (str, optional): ``"lightgcn"``, ``"sage"``, ``"gcn"`` or ``"gat"``.
             (default: ``"lightgcn"``)
         head (str, optional): sage/gcn/gat: ``"dot"`` or ``"mlp"``. (default: ``"dot"``)
-        features (np.ndarray, optional): sage/gcn/gat: fixed node features ``[U + I, F]``
-            appended to the learned input embeddings. (default: :obj:`None`)
+        features (np.ndarray or PathLike, optional): sage/gcn/gat: fixed node features
+            ``[U + I, F]`` appended to the learned input embeddings, or a CSV
+            ``kind,id,f1,...`` (``kind`` user or item) to read them from. (default: :obj:`None`)
         split (str, optional): how a CSV path is split, see :func:`load_data`.
             (default: ``"time"``)
         progress (callable, optional): called after every epoch with the loss (and the valid
@@ -135,11 +157,15 @@ def train(data: Interactions | PathLike, *, out: PathLike | None = None, model: 
     from edgerec.trainer import train as run_train
 
     if out is not None:  # before training, not after
-        check_output(Path(out), overwrite,
-                      (Path(data),) if isinstance(data, str | os.PathLike) else ())
+        check_output(Path(out), overwrite, tuple(Path(p) for p in (data, features)
+                                                 if isinstance(p, str | os.PathLike)))
     interactions = load_data(data, split=split) if isinstance(data, str | os.PathLike) else data
     if model == "lightgcn" and (head != "dot" or features is not None):
         raise TrainConfigError("head='mlp' and features need model 'sage', 'gat' or 'gcn'")
+    if isinstance(features, str | os.PathLike):
+        from edgerec.gnn import load_features
+
+        features = load_features(Path(features), interactions.user_ids, interactions.item_ids)
     try:
         config = TrainConfig(model=model, head=head, **hyperparameters)
     except TypeError as e:
@@ -385,6 +411,44 @@ def eval_sample(compiled: Compiled, *, users: int = 500, history_capacity: int =
     return encode_eval(recs, k=20, item_ids=ir.item_ids, user_ids=ir.user_ids,
                        source={"checkpoint": ckpt.fingerprint, "data": data.source, "split": "test",
                                "synthetic": data.synthetic})
+
+
+def inspect(path: PathLike) -> dict[str, Any]:
+    """What is at ``path``: an IR, an artifact (verified as a device loads it, checksums
+    included), an ``export --target all`` directory of artifacts, or a checkpoint.
+
+    Args:
+        path (str or PathLike): the directory.
+
+    Returns:
+        dict: ``{"kind": "ir", "summary": ...}``, ``{"kind": "artifact", "manifest": ...,
+        "file_bytes": {file: bytes}}``, ``{"kind": "artifacts", "artifacts": {target: ...}}`` or
+        ``{"kind": "checkpoint", "config": ...}``.
+    """
+    from edgerec.atomic_dir import artifact_children
+
+    root = Path(path)
+    if (root / "ir.json").is_file():
+        from edgerec.ir import describe, load_ir
+
+        return {"kind": "ir", "summary": describe(load_ir(root))}
+    if (root / "manifest.json").is_file():
+        return _artifact_summary(root)
+    if kids := artifact_children(root):
+        return {"kind": "artifacts", "artifacts": {c.name: _artifact_summary(c) for c in kids}}
+    if (root / "config.json").is_file():
+        c = load_checkpoint(root).config
+        return {"kind": "checkpoint", "config": {k: c[k] for k in (
+            "model", "num_users", "num_items", "dim", "layers", "train", "metrics", "data") if k in c}}
+    raise EdgerecError(f"{root}: not an IR, artifact or checkpoint directory")
+
+
+def _artifact_summary(root: Path) -> dict[str, Any]:
+    from runtime.artifact import load_artifact
+
+    manifest = load_artifact(root).manifest
+    return {"kind": "artifact", "manifest": manifest,
+            "file_bytes": {f: (root / f).stat().st_size for f in sorted(manifest["files"])}}
 
 
 def _data_paths(options: dict[str, Any]) -> tuple[Path, ...]:

@@ -22,11 +22,9 @@ from edgerec.limits import MAX_COMMUNITIES, MAX_ITEMS, MAX_THREADS, MAX_USERS
 @click.option("--seed", default=0, show_default=True, type=SEED)
 def synth(out: Path, users: int, items: int, communities: int, seed: int) -> None:
     """Write a SYNTHETIC dataset (LightGCN text format) to OUT: no download needed."""
-    from edgerec.synthetic import write_synthetic
+    import edgerec
 
-    if out.exists() and any(out.iterdir()):
-        raise click.UsageError(f"{out} exists and is not empty")
-    write_synthetic(out, num_users=users, num_items=items, communities=communities, seed=seed)
+    edgerec.synthesize(out, users=users, items=items, communities=communities, seed=seed)
     click.echo(f"wrote synthetic dataset to {out} (not real data)")
 
 
@@ -74,11 +72,6 @@ def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, h
     click.echo(f"data: {json.dumps(data.summary())}", err=True)
     if model == "lightgcn" and (head != "dot" or features_path is not None):
         raise click.UsageError("--head mlp and --features need --model sage, gat or gcn")
-    features = None
-    if features_path is not None:
-        from edgerec.gnn import load_features
-
-        features = load_features(features_path, data.user_ids, data.item_ids)
     bar = tqdm(total=kw["epochs"], desc="train", unit="epoch", file=sys.stderr)
     shown: dict[str, str] = {}
 
@@ -91,7 +84,7 @@ def train(data_path: Path, model: str, out: Path, overwrite: bool, split: str, h
         bar.update(1)
 
     try:
-        ckpt = edgerec.train(data, out=out, model=model, head=head, features=features,
+        ckpt = edgerec.train(data, out=out, model=model, head=head, features=features_path,
                              progress=progress, overwrite=overwrite, **kw)
     finally:
         bar.close()
