@@ -173,6 +173,8 @@ def _check_config(cfg_file: Path, config: dict[str, Any]) -> _Sizes:
         raise CheckpointError(f"{cfg_file}: 'head' must be 'dot' or 'mlp', got {config.get('head')!r}")
     _int_field(cfg_file, config, "hidden", 1, default=64)
     _int_field(cfg_file, config, "num_features", 0, default=0)
+    for key in ("in_channels", "hidden_channels"):  # sage/gcn/gat widths other than dim's
+        _int_field(cfg_file, config, key, 1, default=sizes.dim)
     files = config.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise CheckpointError(f"{cfg_file}: 'files' must map file names to SHA-256 strings")

@@ -27,3 +27,7 @@ class ExportError(EdgerecError):
 
 class TrainConfigError(EdgerecError, ValueError):
     """A training hyperparameter that would crash or train nothing (a ValueError for API callers)."""
+
+
+class FrontendError(EdgerecError):
+    """A model or graph the PyG frontend cannot compile exactly; the message names what."""

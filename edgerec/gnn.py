@@ -87,7 +87,10 @@ class GNNRecommender(nn.Module):
     """A ``sage`` / ``gat`` / ``gcn`` encoder over the user-item graph with a ``dot`` or ``mlp`` head."""
 
     def __init__(self, kind: str, num_users: int, num_items: int, dim: int, layers: int,
-                 head: str = "dot", hidden: int = 64, num_features: int = 0):
+                 head: str = "dot", hidden: int = 64, num_features: int = 0,
+                 in_channels: int | None = None, hidden_channels: int | None = None):
+        """``dim`` is the output width; ``in_channels`` (the embedding's width) and
+        ``hidden_channels`` (the inner layers') default to it, as in PyG's ``BasicGNN``."""
         super().__init__()
         if kind not in GNN_KINDS:
             raise ValueError(f"unknown GNN kind {kind!r}; choose one of {GNN_KINDS}")
@@ -97,11 +100,13 @@ class GNNRecommender(nn.Module):
             raise ValueError(f"a {kind} encoder needs at least one layer")
         self.kind, self.head_kind = kind, head
         self.num_users, self.num_items = num_users, num_items
-        self.embedding = nn.Embedding(num_users + num_items, dim)
+        in_channels = dim if in_channels is None else in_channels
+        hidden_channels = dim if hidden_channels is None else hidden_channels
+        self.embedding = nn.Embedding(num_users + num_items, in_channels)
         nn.init.normal_(self.embedding.weight, std=0.1)
         self.register_buffer("features", torch.zeros(num_users + num_items, num_features))
-        self.convs = nn.ModuleList(
-            [_conv(kind, dim + num_features if layer == 0 else dim, dim) for layer in range(layers)])
+        widths = [in_channels + num_features] + [hidden_channels] * (layers - 1) + [dim]
+        self.convs = nn.ModuleList([_conv(kind, widths[n], widths[n + 1]) for n in range(layers)])
         self.head = MLPHead(dim, hidden) if head == "mlp" else None
 
     def inputs(self) -> torch.Tensor:
@@ -132,7 +137,13 @@ def build_gnn(config: dict[str, Any]) -> GNNRecommender:
     return GNNRecommender(str(config["model"]), int(config["num_users"]), int(config["num_items"]),
                           int(config["dim"]), int(config["layers"]), head=str(config.get("head", "dot")),
                           hidden=int(config.get("hidden", 64)),
-                          num_features=int(config.get("num_features", 0)))
+                          num_features=int(config.get("num_features", 0)),
+                          in_channels=_optional_int(config, "in_channels"),
+                          hidden_channels=_optional_int(config, "hidden_channels"))
+
+
+def _optional_int(config: dict[str, Any], key: str) -> int | None:
+    return None if config.get(key) is None else int(config[key])
 
 
 def edge_index(users: np.ndarray, items: np.ndarray, num_users: int) -> torch.Tensor:

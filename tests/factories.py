@@ -73,3 +73,47 @@ def train_pyg_lightgcn(num_users: int = 120, num_items: int = 200, *, dim: int =
     valid = torch.stack([torch.as_tensor(data.valid.users, dtype=torch.long),
                          torch.as_tensor(data.valid.items, dtype=torch.long) + num_users])
     return model, edge_index, valid
+
+
+def train_pyg_encoder(model: object, num_users: int = 120, num_items: int = 200, *,
+                      epochs: int = 30, seed: int = 0) -> tuple[object, object, object, object]:
+    """A PyG encoder (``GraphSAGE``, ``GCN``, ``GAT``: ``model(x, edge_index)``) trained by a
+    plain PyG loop over a learnable ``torch.nn.Embedding`` input with BPR, not by edgerec:
+    ``(model, embedding, edge_index both ways, valid pairs)``, items numbered after users."""
+    import torch
+    import torch.nn.functional as F
+
+    from edgerec.synthetic import make_synthetic
+
+    data = make_synthetic(num_users, num_items, communities=6, seed=seed)
+    u = torch.as_tensor(data.train.users, dtype=torch.long)
+    i = torch.as_tensor(data.train.items, dtype=torch.long) + num_users
+    edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+    torch.manual_seed(seed)
+    embedding = torch.nn.Embedding(num_users + num_items, model.in_channels)
+    torch.nn.init.normal_(embedding.weight, std=0.1)
+    opt = torch.optim.Adam([*embedding.parameters(), *model.parameters()], lr=0.01)
+    for _ in range(epochs):
+        z = model(embedding.weight, edge_index)
+        neg = torch.randint(num_users, num_users + num_items, (u.numel(),))
+        pos_score, neg_score = (z[u] * z[i]).sum(-1), (z[u] * z[neg]).sum(-1)
+        loss = -F.logsigmoid(pos_score - neg_score).mean() + 1e-4 * embedding.weight.pow(2).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    valid = torch.stack([torch.as_tensor(data.valid.users, dtype=torch.long),
+                         torch.as_tensor(data.valid.items, dtype=torch.long) + num_users])
+    return model, embedding, edge_index, valid
+
+
+def train_pyg_graphsage(num_users: int = 120, num_items: int = 200, *, dim: int = 16,
+                        layers: int = 2, epochs: int = 30, seed: int = 0,
+                        **options: object) -> tuple[object, object, object, object]:
+    """PyG's ``GraphSAGE(dim, dim, layers, **options)`` trained by :func:`train_pyg_encoder`."""
+    import torch
+    from torch_geometric.nn.models import GraphSAGE
+
+    torch.manual_seed(seed)
+    return train_pyg_encoder(GraphSAGE(dim, dim, layers, **options), num_users, num_items,
+                             epochs=epochs, seed=seed)

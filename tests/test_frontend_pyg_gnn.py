@@ -1,0 +1,170 @@
+"""PyG's GraphSAGE / GCN / GAT encoders trained in the user's own PyG code compile to an artifact
+that ranks as the user's model does (float32, full width), in both serving modes: lookup is
+``model(x, edge_index)``, history is the model's last layer run over the history."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import edgerec  # noqa: E402
+from edgerec.frontend.pyg import FrontendError  # noqa: E402
+from tests.factories import train_pyg_encoder, train_pyg_graphsage  # noqa: E402
+
+U, I = 120, 200
+
+
+def _final(model, x, edge_index) -> np.ndarray:
+    with torch.no_grad():
+        return model(x, edge_index).numpy().astype(np.float64)
+
+
+def _lookup_ranking(z: np.ndarray, edge_index, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The user's model's ranking: dot products of its final embeddings, seen items excluded."""
+    scores = z[:U] @ z[U:].T
+    src, dst = edge_index.numpy()
+    fwd = src < U
+    scores[src[fwd], dst[fwd] - U] = -np.inf
+    return scores, np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def _last_layer_over(model, x, edge_index, history: list[int]) -> np.ndarray:
+    """The user's model's last layer, run by PyG, for a new node (state zero: the compile's
+    ``new_user="bias"``) whose neighbours are the history items. GAT's new user has no
+    self-loop (edgerec's ``item_logits_only`` program)."""
+    last = copy.deepcopy(model.convs[-1])
+    if hasattr(last, "heads"):
+        last.add_self_loops = False
+    with torch.no_grad():
+        h = x
+        for conv in model.convs[:-1]:
+            h = torch.relu(conv(h, edge_index))
+        h = torch.cat([h, h.new_zeros(1, h.shape[1])])
+        new = torch.full((len(history),), U + I)
+        extra = torch.stack([torch.as_tensor(history) + U, new])
+        z = last(h, torch.cat([edge_index, extra], 1))
+    return z[U + I].numpy().astype(np.float64)
+
+
+def _same_ranking(got: list[int], want: np.ndarray, scores: np.ndarray, tol: float = 1e-4) -> None:
+    """Equal item lists, except neighbours whose scores differ by less than float rounding."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        if g != w:
+            assert abs(scores[g] - scores[w]) <= tol * max(1.0, abs(scores[w])), (g, w, scores[g], scores[w])
+
+
+def _check_both_modes(art: Path, model, x, edge_index, users: range, histories: int) -> None:
+    import runtime
+
+    z = _final(model, x, edge_index)
+    scores, top = _lookup_ranking(z, edge_index, 20)
+    rec = runtime.load(art)
+    for user in users:
+        _same_ranking([int(i) for i, _ in rec.recommend(str(user), k=20)], top[user], scores[user])
+    rng = np.random.default_rng(0)
+    for _ in range(histories):
+        history = [int(h) for h in rng.choice(I, size=int(rng.integers(1, 8)), replace=False)]
+        s = z[U:] @ _last_layer_over(model, x, edge_index, history)
+        s[history] = -np.inf
+        got = [int(i) for i, _ in rec.recommend_from_history([str(h) for h in history], k=20)]
+        _same_ranking(got, np.argsort(-s, kind="stable")[:20], s)
+
+
+@pytest.fixture(scope="module")
+def sage():
+    return train_pyg_graphsage(U, I, layers=2, epochs=30)
+
+
+def test_graphsage_tflite_ranks_as_the_users_model(sage, tmp_path):
+    model, embedding, edge_index, valid = sage
+    ckpt = edgerec.from_pyg(model, edge_index, num_users=U, num_items=I, x=embedding, valid=valid)
+    assert ckpt.config["model"] == "sage" and ckpt.config["train"]["module"] == "GraphSAGE"
+    compiled = edgerec.compile(ckpt, dims=None, quantize="float32", new_user="bias")
+    art = edgerec.export(compiled, tmp_path / "art", target="tflite")
+    _check_both_modes(art, model, embedding.weight, edge_index, range(0, U, 7), histories=10)
+
+
+@pytest.mark.parametrize("name, widths, options", [
+    ("GraphSAGE", (16, 16, 2), dict(bias=False, root_weight=False)),
+    ("GCN", (12, 16, 2), dict(out_channels=8)),
+    ("GAT", (16, 16, 2), dict(dropout=0.1)),
+    ("GraphSAGE", (8, 16, 1), {}),
+], ids=["sage-no-bias-no-root", "gcn-widths", "gat", "sage-one-layer"])
+def test_encoder_variants_rank_as_the_users_model(name, widths, options, tmp_path):
+    """No bias / root weight (zeros), input, hidden and output widths all different, GAT (with
+    attention dropout, identity at inference), one layer; x as a plain tensor and the graph
+    given user->item only (symmetrised)."""
+    torch.manual_seed(0)
+    model, embedding, edge_index, _ = train_pyg_encoder(_models()[name](*widths, **options), U, I,
+                                                        epochs=15, seed=2)
+    x = embedding.weight.detach().clone()
+    ckpt = edgerec.from_pyg(model, edge_index[:, edge_index[0] < U], num_users=U, num_items=I, x=x)
+    art = edgerec.export(ckpt, tmp_path / "art", target="numpy", dims=None, quantize="float32",
+                         new_user="bias")
+    _check_both_modes(art, model, x, edge_index, range(0, U, 11), histories=5)
+
+
+def test_the_checkpoint_round_trips_with_its_widths(tmp_path):
+    from torch_geometric.nn.models import GCN
+
+    from edgerec.checkpoint import save_checkpoint
+
+    model = GCN(12, 16, 2, out_channels=8)
+    x = torch.randn(U + I, 12)
+    edge_index = torch.tensor([[0, 1, U, U + 1], [U, U + 1, 0, 1]])
+    ckpt = edgerec.from_pyg(model, edge_index, num_users=U, num_items=I, x=x)
+    save_checkpoint(tmp_path / "ckpt", ckpt.model, ckpt.data, ckpt.config)
+    back = edgerec.load_checkpoint(tmp_path / "ckpt")
+    assert (back.config["in_channels"], back.config["hidden_channels"], back.config["dim"]) == (12, 16, 8)
+    full = torch.cat([edge_index, edge_index.flip(0)], 1)
+    np.testing.assert_allclose(back.model.get_embedding(full).detach().numpy(),
+                               _final(model, x, full), rtol=1e-5, atol=1e-6)
+
+
+def _models():
+    from torch_geometric.nn.models import GAT, GCN, GIN, GraphSAGE
+
+    return {"GraphSAGE": GraphSAGE, "GCN": GCN, "GAT": GAT, "GIN": GIN}
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("GraphSAGE", dict(jk="cat"), "jumping knowledge"),
+    ("GraphSAGE", dict(norm="batch_norm"), "normalisation layers"),
+    ("GraphSAGE", dict(act="tanh"), "activation Tanh"),
+    ("GraphSAGE", dict(aggr="max"), "aggregates with 'max'"),
+    ("GraphSAGE", dict(normalize=True), "normalize=True"),
+    ("GCN", dict(improved=True), "improved=True"),
+    ("GAT", dict(heads=2), "heads=2"),
+    ("GAT", dict(v2=True), "GATv2Conv"),
+    ("GAT", dict(negative_slope=0.1), "negative_slope=0.1"),
+    ("GIN", {}, "unsupported module GIN"),
+])
+def test_what_the_mapping_cannot_reproduce_is_refused_in_one_line(name, options, message):
+    model = _models()[name](8, 8, 2, **options)
+    with pytest.raises(FrontendError, match=message) as info:
+        edgerec.from_pyg(model, torch.tensor([[0], [U]]), num_users=U, num_items=I,
+                         x=torch.zeros(U + I, 8))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("x, message", [
+    (None, "reads node input x"),
+    (torch.zeros(U + I + 1, 8), r"x has 321 rows \(nodes\)"),
+    (torch.zeros(U + I, 6), "x has 6 channels"),
+    (torch.zeros(U + I, 8, dtype=torch.long), "float matrix"),
+    (torch.full((U + I, 8), float("nan")), "NaN"),
+    ([[0.0]], "not list"),
+])
+def test_a_bad_node_input_is_refused_in_one_line(x, message):
+    from torch_geometric.nn.models import GraphSAGE
+
+    with pytest.raises(FrontendError, match=message) as info:
+        edgerec.from_pyg(GraphSAGE(8, 8, 2), torch.tensor([[0], [U]]), num_users=U,
+                         num_items=I, x=x)
+    assert "\n" not in str(info.value)
