@@ -47,14 +47,7 @@ def train_pyg_lightgcn(num_users: int = 120, num_items: int = 200, *, dim: int =
     import torch
     from torch_geometric.nn.models import LightGCN
 
-    from edgerec.synthetic import make_synthetic
-
-    data = make_synthetic(num_users, num_items, communities=6, seed=seed)
-    u = torch.as_tensor(data.train.users, dtype=torch.long)
-    i = torch.as_tensor(data.train.items, dtype=torch.long) + num_users
-    if duplicates:
-        u, i = torch.cat([u, u[:duplicates]]), torch.cat([i, i[:duplicates]])
-    edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+    u, i, edge_index, valid = _pyg_graph(num_users, num_items, seed, duplicates)
     torch.manual_seed(seed)
     model = LightGCN(num_users + num_items, dim, layers, alpha=alpha)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
@@ -70,9 +63,25 @@ def train_pyg_lightgcn(num_users: int = 120, num_items: int = 200, *, dim: int =
         loss.backward()
         opt.step()
     model.eval()
+    return model, edge_index, valid
+
+
+def _pyg_graph(num_users: int, num_items: int, seed: int, duplicates: int = 0) -> tuple[object, ...]:
+    """Synthetic training pairs in PyG's layout (items numbered after users): ``(users, items,
+    edge_index both ways, [2, V] valid pairs)``; ``duplicates`` repeats that many edges."""
+    import torch
+
+    from edgerec.synthetic import make_synthetic
+
+    data = make_synthetic(num_users, num_items, communities=6, seed=seed)
+    u = torch.as_tensor(data.train.users, dtype=torch.long)
+    i = torch.as_tensor(data.train.items, dtype=torch.long) + num_users
+    if duplicates:
+        u, i = torch.cat([u, u[:duplicates]]), torch.cat([i, i[:duplicates]])
+    edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
     valid = torch.stack([torch.as_tensor(data.valid.users, dtype=torch.long),
                          torch.as_tensor(data.valid.items, dtype=torch.long) + num_users])
-    return model, edge_index, valid
+    return u, i, edge_index, valid
 
 
 def train_pyg_encoder(model: object, num_users: int = 120, num_items: int = 200, *,
@@ -83,12 +92,7 @@ def train_pyg_encoder(model: object, num_users: int = 120, num_items: int = 200,
     import torch
     import torch.nn.functional as F
 
-    from edgerec.synthetic import make_synthetic
-
-    data = make_synthetic(num_users, num_items, communities=6, seed=seed)
-    u = torch.as_tensor(data.train.users, dtype=torch.long)
-    i = torch.as_tensor(data.train.items, dtype=torch.long) + num_users
-    edge_index = torch.stack([torch.cat([u, i]), torch.cat([i, u])])
+    u, i, edge_index, valid = _pyg_graph(num_users, num_items, seed)
     torch.manual_seed(seed)
     embedding = torch.nn.Embedding(num_users + num_items, model.in_channels)
     torch.nn.init.normal_(embedding.weight, std=0.1)
@@ -102,8 +106,6 @@ def train_pyg_encoder(model: object, num_users: int = 120, num_items: int = 200,
         loss.backward()
         opt.step()
     model.eval()
-    valid = torch.stack([torch.as_tensor(data.valid.users, dtype=torch.long),
-                         torch.as_tensor(data.valid.items, dtype=torch.long) + num_users])
     return model, embedding, edge_index, valid
 
 
