@@ -5,6 +5,8 @@ that ranks as the user's model does (float32, full width), in both serving modes
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +170,63 @@ def test_a_bad_node_input_is_refused_in_one_line(x, message):
         edgerec.from_pyg(GraphSAGE(8, 8, 2), torch.tensor([[0], [U]]), num_users=U,
                          num_items=I, x=x)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name, widths, options", [
+    ("GraphSAGE", (8, 16, 3), dict(out_channels=4, bias=False)),
+    ("GraphSAGE", (8, 16, 1), dict(root_weight=False)),
+    ("GCN", (8, 16, 2), {}),
+    ("GAT", (12, 16, 2), dict(out_channels=8)),
+])
+def test_a_state_dict_rebuilds_the_module(name, widths, options):
+    """What ``edgerec import`` does with a safetensors state dict: the same module, same outputs."""
+    from edgerec.frontend.state_dict import rebuild
+
+    torch.manual_seed(0)
+    model = _models()[name](*widths, **options)
+    kind = {"GraphSAGE": "sage", "GCN": "gcn", "GAT": "gat"}[name]
+    back = rebuild(kind, model.state_dict(), "model.safetensors")
+    assert type(back) is type(model)
+    x, edge_index = torch.randn(10, widths[0]), torch.tensor([[0, 1, 2, 5], [5, 6, 7, 0]])
+    np.testing.assert_array_equal(_final(back, x, edge_index), _final(model, x, edge_index))
+
+
+@pytest.mark.parametrize("name, options, message", [
+    ("GraphSAGE", dict(norm="layer_norm"), "normalisation layers"),
+    ("GraphSAGE", dict(jk="cat"), "jumping knowledge"),
+    ("GAT", dict(heads=2), "heads=2"),
+])
+def test_a_state_dict_the_mapping_cannot_reproduce_is_refused(name, options, message):
+    from edgerec.frontend.state_dict import rebuild
+
+    kind = {"GraphSAGE": "sage", "GAT": "gat"}[name]
+    with pytest.raises(FrontendError, match=message):
+        rebuild(kind, _models()[name](8, 8, 2, **options).state_dict(), "m.safetensors")
+    with pytest.raises(FrontendError, match="not a PyG GCN state dict"):
+        rebuild("gcn", {"embedding.weight": torch.zeros(3, 2)}, "m.safetensors")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edgerec", *args], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
+def test_cli_import_sage_with_its_node_input(sage, tmp_path):
+    from safetensors.torch import save_file
+
+    model, embedding, edge_index, _ = sage
+    save_file(model.state_dict(), str(tmp_path / "model.safetensors"))
+    save_file({"edge_index": edge_index.contiguous()}, str(tmp_path / "graph.safetensors"))
+    save_file({"x": embedding.weight.detach().contiguous()}, str(tmp_path / "x.safetensors"))
+    common = ["import", "--pyg-model", str(tmp_path / "model.safetensors"), "--edge-index",
+              str(tmp_path / "graph.safetensors"), "--num-users", str(U), "--num-items", str(I),
+              "--model", "sage"]
+    ok = _cli(*common, "--x", str(tmp_path / "x.safetensors"), "--out", str(tmp_path / "ckpt"))
+    assert ok.returncode == 0, ok.stderr
+    ckpt = edgerec.load_checkpoint(tmp_path / "ckpt")
+    assert ckpt.config["model"] == "sage" and ckpt.config["train"]["module"] == "GraphSAGE"
+    np.testing.assert_allclose(ckpt.model.get_embedding(edge_index).detach().numpy(),
+                               _final(model, embedding.weight, edge_index), rtol=1e-5, atol=1e-6)
+    bad = _cli(*common, "--out", str(tmp_path / "ckpt2"))
+    assert bad.returncode == 2 and "needs --x" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and not (tmp_path / "ckpt2").exists()
