@@ -30,7 +30,7 @@ from edgerec.data import Interactions, Split
 from edgerec.errors import CheckpointError
 from edgerec.models import MODEL_KINDS, build_model
 from edgerec.versioned_json import read_header, read_id_list
-from runtime.artifact import is_int
+from runtime.artifact import is_int, sha256_file
 
 CKPT_FORMAT = "edgerec-checkpoint"
 CKPT_FORMAT_VERSION = 1
@@ -51,14 +51,6 @@ class Checkpoint:
     def fingerprint(self) -> str:
         """SHA-256 of the weights file: identifies exactly which trained model was compiled."""
         return str(self.config["files"]["weights.safetensors"])
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _serialized(model: torch.nn.Module, data: Interactions) -> dict[str, bytes]:
@@ -120,7 +112,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         p = root / f
         if not p.is_file():
             raise CheckpointError(f"{root}: missing {f}")
-        if config["files"].get(f) != _sha256(p):
+        if config["files"].get(f) != sha256_file(p):
             raise CheckpointError(f"{p}: does not match the SHA-256 in config.json (truncated, corrupt or replaced)")
     model = _load_model(root, config)
     splits = _load_splits(root / "graph.safetensors", sizes.num_users, sizes.num_items)

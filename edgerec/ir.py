@@ -12,7 +12,6 @@ On disk it is a directory of ``ir.json`` plus ``.npy`` arrays (never pickled); s
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import numpy as np
 from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import IRError
 from edgerec.versioned_json import read_header, read_id_list
-from runtime.artifact import is_finite_number, is_int
+from runtime.artifact import is_finite_number, is_int, sha256_file
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
@@ -245,14 +244,6 @@ class IR:
 # Disk format
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
@@ -272,11 +263,11 @@ def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Pa
         for name, t in sorted(ir.tables.items()):
             np.save(tmp / f"{name}.npy", t.values, allow_pickle=False)
             entry: dict[str, Any] = {"file": f"{name}.npy", "dtype": t.dtype, "shape": list(t.shape),
-                                     "scale_file": None, "sha256": _sha256(tmp / f"{name}.npy")}
+                                     "scale_file": None, "sha256": sha256_file(tmp / f"{name}.npy")}
             if t.scale is not None:
                 np.save(tmp / f"{name}.scale.npy", t.scale, allow_pickle=False)
                 entry["scale_file"] = f"{name}.scale.npy"
-                entry["scale_sha256"] = _sha256(tmp / f"{name}.scale.npy")
+                entry["scale_sha256"] = sha256_file(tmp / f"{name}.scale.npy")
             if t.bits is not None:
                 entry["bits"] = t.bits
             tables[name] = entry
@@ -285,7 +276,7 @@ def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Pa
         np.save(tmp / "seen_indices.npy", ir.seen_indices, allow_pickle=False)
         (tmp / "users.json").write_text(json.dumps(ir.user_ids))
         (tmp / "items.json").write_text(json.dumps(ir.item_ids))
-        files = {f: _sha256(tmp / f) for f in
+        files = {f: sha256_file(tmp / f) for f in
                  ("popular.npy", "seen_indptr.npy", "seen_indices.npy", "users.json", "items.json")}
         meta = {
             "format": IR_FORMAT, "format_version": IR_FORMAT_VERSION,
@@ -302,7 +293,7 @@ def _load_array(root: Path, name: str, expected_sha: str | None) -> np.ndarray:
     f = root / name
     if not f.is_file():
         raise IRError(f"{root}: missing array file {name}")
-    if expected_sha is not None and _sha256(f) != expected_sha:
+    if expected_sha is not None and sha256_file(f) != expected_sha:
         raise IRError(f"{root}: {name} does not match its recorded SHA-256 (corrupt or edited)")
     try:
         # Mapping first checks the header's shape against the file's size: a forged header must
@@ -426,7 +417,7 @@ def _read_checked(root: Path, name: str, files: dict[str, str]) -> bytes:
     f = root / name
     if not f.is_file():
         raise IRError(f"{root}: missing {name}")
-    if name in files and _sha256(f) != files[name]:
+    if name in files and sha256_file(f) != files[name]:
         raise IRError(f"{root}: {name} does not match its recorded SHA-256 (corrupt or edited)")
     return f.read_bytes()
 

@@ -162,7 +162,7 @@ def _corrupt(src: Path, dst: Path, how: str) -> None:
         a[0, 0] = np.nan
         np.save(dst / "user.npy", a)
         meta["tables"]["user"]["dtype"] = "float32"
-        from edgerec.ir import _sha256
+        from runtime.artifact import sha256_file as _sha256
         meta["tables"]["user"]["sha256"] = _sha256(dst / "user.npy")
     elif how == "dtype":
         meta["tables"]["item"]["dtype"] = "float64"
@@ -171,7 +171,7 @@ def _corrupt(src: Path, dst: Path, how: str) -> None:
     elif how == "pickle":
         import pickle
         (dst / "item.npy").write_bytes(pickle.dumps({"x": 1}))
-        from edgerec.ir import _sha256
+        from runtime.artifact import sha256_file as _sha256
         meta["tables"]["item"]["sha256"] = _sha256(dst / "item.npy")
     elif how == "json":
         (dst / "ir.json").write_text("{not json")

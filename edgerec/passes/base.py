@@ -10,7 +10,8 @@ IR after each pass and measures what each cost.
 from __future__ import annotations
 
 import abc
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 from edgerec.ir import IR, PassReport
 
@@ -31,3 +32,12 @@ class Pass(abc.ABC):
     @abc.abstractmethod
     def __call__(self, ir: IR) -> tuple[IR, PassReport]:
         """Run the pass on ``ir``: the new IR (its pass log ends with the report) and the report."""
+
+
+def logged(ir: IR, new: IR, name: str, params: dict[str, Any],
+           notes: Sequence[str] = ()) -> tuple[IR, PassReport]:
+    """``new`` (made from ``ir`` by the pass ``name``) with that pass's report appended to its
+    pass log, and the report: what every pass returns."""
+    report = PassReport(name=name, params=params, bytes_before=ir.nbytes, bytes_after=new.nbytes,
+                        notes=list(notes))
+    return new.with_pass(report), report

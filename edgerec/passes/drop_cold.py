@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
-from edgerec.passes.base import Pass
+from edgerec.passes.base import Pass, logged
 
 PER_ITEM_TABLES = ("item", "history_item", "history_logit", "mlp_item")
 
@@ -38,10 +38,8 @@ def drop_cold_items(ir: IR, min_count: int, train_counts: np.ndarray) -> tuple[I
         num_items=int(keep.size), tables=tables, item_ids=[ir.item_ids[i] for i in keep],
         popular=popular[popular >= 0].astype(np.int32), seen_indptr=indptr,
         seen_indices=new_idx[new_idx >= 0].astype(np.int32))
-    report = PassReport(name="drop_cold_items", params={"min_count": min_count},
-                        bytes_before=ir.nbytes, bytes_after=new.nbytes,
-                        notes=[f"dropped {ir.num_items - keep.size} of {ir.num_items} items"])
-    return new.with_pass(report), report
+    return logged(ir, new, "drop_cold_items", {"min_count": min_count},
+                  [f"dropped {ir.num_items - keep.size} of {ir.num_items} items"])
 
 
 class DropColdItems(Pass):

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from edgerec.ir import IR, PassReport, Table
-from edgerec.passes.base import Pass
+from edgerec.passes.base import Pass, logged
 from edgerec.passes.mlp_head import head_tables, item_weight
 
 
@@ -60,10 +60,8 @@ def finetune_head(ir: IR, epochs: int = 3, lr: float = 5e-3, batch_size: int = 4
                       mlp_w2=Table(w2.detach().numpy()[:, None].copy()),
                       mlp_b2=Table(t["mlp_b2"]))
     new = ir.replace(tables=tables)
-    report = PassReport(name="finetune_head", params={"epochs": epochs, "lr": lr, "batch_size": batch_size},
-                        bytes_before=ir.nbytes, bytes_after=new.nbytes,
-                        notes=[f"BPR loss per epoch: {[round(x, 4) for x in losses]}"])
-    return new.with_pass(report), report
+    return logged(ir, new, "finetune_head", {"epochs": epochs, "lr": lr, "batch_size": batch_size},
+                  [f"BPR loss per epoch: {[round(x, 4) for x in losses]}"])
 
 
 class FinetuneHead(Pass):

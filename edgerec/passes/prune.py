@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
-from edgerec.passes.base import Pass
+from edgerec.passes.base import Pass, logged
 
 METHODS = ("svd", "columns")
 USER_SIDE = ("user", "history_item", "user_base")
@@ -77,9 +77,7 @@ def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
         f = item_map if name == "item" else user_map
         tables[name] = Table(np.ascontiguousarray(f(t.dequantize()), np.float32))
     new = ir.replace(tables=tables)
-    report = PassReport(name="prune", params={"dims": dims, "method": method, "from_dims": d},
-                        bytes_before=ir.nbytes, bytes_after=new.nbytes, notes=notes)
-    return new.with_pass(report), report
+    return logged(ir, new, "prune", {"dims": dims, "method": method, "from_dims": d}, notes)
 
 
 class PruneDims(Pass):

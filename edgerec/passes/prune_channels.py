@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
-from edgerec.passes.base import Pass
+from edgerec.passes.base import Pass, logged
 from edgerec.passes.mlp_head import kept_count
 
 D_WIDE = ("item", "user", "history_item", "user_base", "user_default", "user_self", "history_bias")
@@ -36,10 +36,8 @@ def prune_encoder_channels(ir: IR, keep: float | int) -> tuple[IR, PassReport]:
     if "mlp_w1_user" in tables:
         tables["mlp_w1_user"] = Table(np.ascontiguousarray(tables["mlp_w1_user"].dequantize()[cols]))
     new = ir.replace(tables=tables)
-    report = PassReport(name="prune_channels", params={"keep": n, "from": d},
-                        bytes_before=ir.nbytes, bytes_after=new.nbytes,
-                        notes=[f"importance kept: {float(score[cols].sum() / max(score.sum(), 1e-30)):.4f}"])
-    return new.with_pass(report), report
+    kept = float(score[cols].sum() / max(score.sum(), 1e-30))
+    return logged(ir, new, "prune_channels", {"keep": n, "from": d}, [f"importance kept: {kept:.4f}"])
 
 
 class PruneEncoderChannels(Pass):

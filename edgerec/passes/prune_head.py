@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport
-from edgerec.passes.base import Pass
+from edgerec.passes.base import Pass, logged
 from edgerec.passes.mlp_head import head_importance, head_tables, kept_count, slice_head
 
 
@@ -21,10 +21,8 @@ def prune_head(ir: IR, keep: float | int, importance: str = "activation", sample
     keep_idx = np.sort(np.argsort(-score, kind="stable")[:n])
     new = ir.replace(tables=slice_head(ir, keep_idx), scorer={**ir.scorer, "hidden": n})
     kept = float(score[keep_idx].sum() / max(score.sum(), 1e-30))
-    report = PassReport(name="prune_head", params={"keep": n, "from": h, "importance": importance},
-                        bytes_before=ir.nbytes, bytes_after=new.nbytes,
-                        notes=[f"importance kept: {kept:.4f}"])
-    return new.with_pass(report), report
+    return logged(ir, new, "prune_head", {"keep": n, "from": h, "importance": importance},
+                  [f"importance kept: {kept:.4f}"])
 
 
 class PruneHead(Pass):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
-from edgerec.passes.base import Pass
+from edgerec.passes.base import Pass, logged
 from edgerec.schemes import DOT_SCORER_ONLY, SCHEMES
 
 INT4_MAX = 7
@@ -99,9 +99,7 @@ def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
     else:
         tables = {name: quantize_table(t, scheme) for name, t in ir.tables.items()}
     new = ir.replace(tables=tables)
-    report = PassReport(name="quantize", params={"scheme": scheme},
-                        bytes_before=ir.nbytes, bytes_after=new.nbytes)
-    return new.with_pass(report), report
+    return logged(ir, new, "quantize", {"scheme": scheme})
 
 
 class Quantize(Pass):
