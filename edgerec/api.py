@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 PathLike = str | os.PathLike[str]
 Log = Callable[[str], None]
 TARGETS = ("tflite", "onnx", "numpy")
+NO_TEST_SPLIT = ("with_eval / --with-eval needs held-out test interactions; this checkpoint has "
+                 "none (give --data DIR with a test split)")
 
 
 def _silent(_message: str) -> None:
@@ -207,6 +209,9 @@ def evaluate(checkpoint: Checkpoint | PathLike, *, split: str = "test",
                         f"{ckpt.data.num_users} / {ckpt.data.num_items}")
     if split not in ("valid", "test"):
         raise DataError(f"split must be 'valid' or 'test', not {split!r}")
+    if data is None and len(interactions.split(split)) == 0:
+        raise DataError(f"this checkpoint holds no held-out {split} interactions (one imported "
+                        "without them?): give them with --data DIR / data=...")
     return evaluate_checkpoint_model(ckpt.model, interactions, split, tuple(sorted(ks)))
 
 
@@ -352,6 +357,9 @@ def export(compiled: Compiled | IR | Checkpoint | PathLike, out: PathLike, *,
     if isinstance(compiled, Checkpoint):
         sources = (compiled.path,)
     check_output(out, overwrite, (*sources, *_data_paths(compile_options)))
+    if (with_eval and isinstance(compiled, Checkpoint) and compile_options.get("data") is None
+            and len(compiled.data.test) == 0):  # before the compile, not after
+        raise ExportError(NO_TEST_SPLIT)
     if isinstance(compiled, IR):
         compiled = Compiled(compiled)
     if not isinstance(compiled, Compiled):
@@ -397,8 +405,7 @@ def eval_sample(compiled: Compiled, *, users: int = 500, history_capacity: int =
                           "(it holds the held-out interactions)")
     data = compiled.data if compiled.data is not None else ckpt.data
     if len(data.test) == 0:
-        raise ExportError("with_eval / --with-eval needs held-out test interactions; this "
-                          "checkpoint has none (give --data DIR with a test split)")
+        raise ExportError(NO_TEST_SPLIT)
     ir = compiled.ir
     float_ir, _ = precompute(ckpt)
     recs = eval_records(float_ir, data, users=users, history_capacity=history_capacity)

@@ -182,3 +182,13 @@ def test_cli_import_reads_safetensors_and_refuses_a_pickle(pyg_model, tmp_path):
                  str(I), "--out", str(tmp_path / "ckpt3"))
     assert wrong.returncode == 2 and "nodes" in wrong.stderr
     assert len(wrong.stderr.strip().splitlines()) == 1
+
+
+def test_without_held_out_pairs_evaluate_and_with_eval_say_so(pyg_model, tmp_path):
+    model, edge_index, _ = pyg_model
+    ckpt = edgerec.from_pyg(model, edge_index, num_users=U, num_items=I)
+    with pytest.raises(edgerec.EdgerecError, match="no held-out test interactions.*--data"):
+        edgerec.evaluate(ckpt)
+    with pytest.raises(edgerec.EdgerecError, match="held-out test interactions"):
+        edgerec.export(ckpt, tmp_path / "art", target="numpy", dims=None, with_eval=True)
+    assert not (tmp_path / "art").exists()
