@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,9 @@ def _check_config(cfg_file: Path, config: dict[str, Any]) -> _Sizes:
     _int_field(cfg_file, config, "num_features", 0, default=0)
     for key in ("in_channels", "hidden_channels"):  # sage/gcn/gat widths other than dim's
         _int_field(cfg_file, config, key, 1, default=sizes.dim)
+    slope = config.get("negative_slope", 0.2)  # gat's LeakyReLU
+    if isinstance(slope, bool) or not isinstance(slope, int | float) or not math.isfinite(slope):
+        raise CheckpointError(f"{cfg_file}: 'negative_slope' must be a finite number, got {slope!r}"[:300])
     files = config.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise CheckpointError(f"{cfg_file}: 'files' must map file names to SHA-256 strings")

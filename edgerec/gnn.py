@@ -43,16 +43,16 @@ from edgerec.errors import DataError
 
 GNN_KINDS = ("sage", "gat", "gcn")
 HEADS = ("dot", "mlp")
-GAT_NEGATIVE_SLOPE = 0.2
+GAT_NEGATIVE_SLOPE = 0.2  # GATConv's default; a PyG model imported by from_pyg may have another
 
 
-def _conv(kind: str, dim_in: int, dim_out: int) -> nn.Module:
+def _conv(kind: str, dim_in: int, dim_out: int, negative_slope: float = GAT_NEGATIVE_SLOPE) -> nn.Module:
     if kind == "sage":
         return SAGEConv(dim_in, dim_out, aggr="mean", root_weight=True)
     if kind == "gcn":
         return GCNConv(dim_in, dim_out, add_self_loops=True, normalize=True, cached=False)
     if kind == "gat":
-        return GATConv(dim_in, dim_out, heads=1, concat=True, negative_slope=GAT_NEGATIVE_SLOPE,
+        return GATConv(dim_in, dim_out, heads=1, concat=True, negative_slope=negative_slope,
                        add_self_loops=True, dropout=0.0)
     raise ValueError(f"unknown GNN kind {kind!r}; choose one of {GNN_KINDS}")
 
@@ -88,9 +88,11 @@ class GNNRecommender(nn.Module):
 
     def __init__(self, kind: str, num_users: int, num_items: int, dim: int, layers: int,
                  head: str = "dot", hidden: int = 64, num_features: int = 0,
-                 in_channels: int | None = None, hidden_channels: int | None = None):
+                 in_channels: int | None = None, hidden_channels: int | None = None,
+                 negative_slope: float = GAT_NEGATIVE_SLOPE):
         """``dim`` is the output width; ``in_channels`` (the embedding's width) and
-        ``hidden_channels`` (the inner layers') default to it, as in PyG's ``BasicGNN``."""
+        ``hidden_channels`` (the inner layers') default to it, as in PyG's ``BasicGNN``;
+        ``negative_slope`` is gat's LeakyReLU slope."""
         super().__init__()
         if kind not in GNN_KINDS:
             raise ValueError(f"unknown GNN kind {kind!r}; choose one of {GNN_KINDS}")
@@ -106,7 +108,7 @@ class GNNRecommender(nn.Module):
         nn.init.normal_(self.embedding.weight, std=0.1)
         self.register_buffer("features", torch.zeros(num_users + num_items, num_features))
         widths = [in_channels + num_features] + [hidden_channels] * (layers - 1) + [dim]
-        self.convs = nn.ModuleList([_conv(kind, widths[n], widths[n + 1]) for n in range(layers)])
+        self.convs = nn.ModuleList([_conv(kind, widths[n], widths[n + 1], negative_slope) for n in range(layers)])
         self.head = MLPHead(dim, hidden) if head == "mlp" else None
 
     def inputs(self) -> torch.Tensor:
@@ -139,7 +141,8 @@ def build_gnn(config: dict[str, Any]) -> GNNRecommender:
                           hidden=int(config.get("hidden", 64)),
                           num_features=int(config.get("num_features", 0)),
                           in_channels=_optional_int(config, "in_channels"),
-                          hidden_channels=_optional_int(config, "hidden_channels"))
+                          hidden_channels=_optional_int(config, "hidden_channels"),
+                          negative_slope=float(config.get("negative_slope", GAT_NEGATIVE_SLOPE)))
 
 
 def _optional_int(config: dict[str, Any], key: str) -> int | None:

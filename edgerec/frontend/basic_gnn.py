@@ -20,6 +20,7 @@ Dropout is inference-time identity and is ignored.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -53,8 +54,9 @@ def from_basic_gnn(model: Any, kind: str, edge_index: Any, x: Any, U: int, I: in
     users, items = training_pairs(edge_index, U, I)
     data = interactions(users, items, U, I, user_ids, item_ids, valid, test)
     dim, layers = widths[-1], len(model.convs)
+    slope = _negative_slope(model, kind, name)
     own = GNNRecommender(kind, U, I, dim, layers, in_channels=widths[0],
-                         hidden_channels=widths[1] if layers > 1 else None)
+                         hidden_channels=widths[1] if layers > 1 else None, negative_slope=slope)
     with torch.no_grad():
         own.embedding.weight.copy_(table)
         for n, (mine, theirs) in enumerate(zip(own.convs, model.convs, strict=True)):
@@ -66,7 +68,24 @@ def from_basic_gnn(model: Any, kind: str, edge_index: Any, x: Any, U: int, I: in
         config["in_channels"] = widths[0]
     if layers > 1 and widths[1] != dim:
         config["hidden_channels"] = widths[1]
+    if slope != GAT_NEGATIVE_SLOPE:
+        config["negative_slope"] = slope
     return in_memory_checkpoint(own, data, config)
+
+
+def _negative_slope(model: Any, kind: str, name: str) -> float:
+    """gat's LeakyReLU slope (any finite one: the device's history program reads it from the
+    IR); edgerec's layers share one, as PyG's ``GAT(negative_slope=...)`` builds them."""
+    if kind != "gat":
+        return GAT_NEGATIVE_SLOPE
+    slopes = {float(conv.negative_slope) for conv in model.convs}
+    if len(slopes) > 1:
+        raise FrontendError(f"{name} has layers with different negative_slope ({sorted(slopes)}): "
+                            "edgerec's layers share one")
+    slope = slopes.pop()
+    if not math.isfinite(slope):
+        raise FrontendError(f"{name} has negative_slope={slope}: it must be finite")
+    return slope
 
 
 def _check_structure(model: Any, name: str) -> None:
@@ -107,8 +126,6 @@ def _check_conv(conv: Any, kind: str, where: str) -> None:
     else:
         refused = [(f"heads={conv.heads} (multi-head attention)", conv.heads != 1),
                    ("add_self_loops=False", not conv.add_self_loops),
-                   (f"negative_slope={conv.negative_slope} (edgerec's is {GAT_NEGATIVE_SLOPE})",
-                    conv.negative_slope != GAT_NEGATIVE_SLOPE),
                    ("edge features (edge_dim)", conv.edge_dim is not None),
                    ("residual=True", getattr(conv, "residual", False)),
                    ("separate source/target weights (bipartite in_channels)", getattr(conv, "lin", None) is None)]

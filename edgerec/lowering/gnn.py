@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from edgerec.checkpoint import Checkpoint
-from edgerec.gnn import GAT_NEGATIVE_SLOPE, GNNRecommender, edge_index
+from edgerec.gnn import GNNRecommender, edge_index
 from edgerec.ir import HISTORY_SPECS, IR, PassReport
 from edgerec.lowering.assemble import assemble
 
@@ -76,7 +76,7 @@ def history_tables(model: GNNRecommender, x: torch.Tensor, users: np.ndarray, it
             out.update(history_item=_np(z[U:]), history_logit=_np(s[U:, None]),
                        history_bias=_np(conv.bias[None]), user_self=_np(z[:U]),
                        user_logit=_np(torch.stack([t[:U], s[:U]], 1)))
-            spec.update(negative_slope=GAT_NEGATIVE_SLOPE, new_user="item_logits_only")
+            spec.update(negative_slope=float(conv.negative_slope), new_user="item_logits_only")
             return out, spec
     out["user_base"] = _np(base)
     known = np.bincount(users, minlength=U) > 0
