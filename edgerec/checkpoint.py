@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from edgerec.data import Interactions, Split
 from edgerec.errors import CheckpointError
 from edgerec.models import MODEL_KINDS, build_model
 from edgerec.versioned_json import read_header, read_id_list
-from runtime.artifact import is_int, sha256_file
+from runtime.artifact import is_finite_number, is_int, sha256_file
 
 CKPT_FORMAT = "edgerec-checkpoint"
 CKPT_FORMAT_VERSION = 1
@@ -169,7 +168,7 @@ def _check_config(cfg_file: Path, config: dict[str, Any]) -> _Sizes:
     for key in ("in_channels", "hidden_channels"):  # sage/gcn/gat widths other than dim's
         _int_field(cfg_file, config, key, 1, default=sizes.dim)
     slope = config.get("negative_slope", 0.2)  # gat's LeakyReLU
-    if isinstance(slope, bool) or not isinstance(slope, int | float) or not math.isfinite(slope):
+    if not is_finite_number(slope):
         raise CheckpointError(f"{cfg_file}: 'negative_slope' must be a finite number, got {slope!r}"[:300])
     files = config.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):

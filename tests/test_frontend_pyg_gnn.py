@@ -112,21 +112,33 @@ def test_encoder_variants_rank_as_the_users_model(name, widths, options, tmp_pat
     _check_both_modes(art, model, x, edge_index, range(0, U, 11), histories=5)
 
 
-def test_the_checkpoint_round_trips_with_its_widths(tmp_path):
-    from torch_geometric.nn.models import GCN
+@pytest.mark.parametrize("name, options, key, value", [
+    ("GCN", dict(out_channels=8), "hidden_channels", 16),
+    ("GAT", dict(negative_slope=0.05), "negative_slope", 0.05),
+])
+def test_the_checkpoint_round_trips_what_differs_from_edgerec_defaults(name, options, key, value,
+                                                                        tmp_path):
+    """Widths and GAT's slope survive saving; a forged value is one line."""
+    import json
 
     from edgerec.checkpoint import save_checkpoint
+    from edgerec.errors import CheckpointError
 
-    model = GCN(12, 16, 2, out_channels=8)
+    model = _models()[name](12, 16, 2, **options)
     x = torch.randn(U + I, 12)
     edge_index = torch.tensor([[0, 1, U, U + 1], [U, U + 1, 0, 1]])
     ckpt = edgerec.from_pyg(model, edge_index, num_users=U, num_items=I, x=x)
     save_checkpoint(tmp_path / "ckpt", ckpt.model, ckpt.data, ckpt.config)
     back = edgerec.load_checkpoint(tmp_path / "ckpt")
-    assert (back.config["in_channels"], back.config["hidden_channels"], back.config["dim"]) == (12, 16, 8)
+    assert back.config[key] == value and back.config["in_channels"] == 12
     full = torch.cat([edge_index, edge_index.flip(0)], 1)
     np.testing.assert_allclose(back.model.get_embedding(full).detach().numpy(),
                                _final(model, x, full), rtol=1e-5, atol=1e-6)
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps({**config, key: "steep"}))
+    with pytest.raises(CheckpointError, match=f"'{key}' must be") as info:
+        edgerec.load_checkpoint(tmp_path / "ckpt")
+    assert "\n" not in str(info.value)
 
 
 def _models():
