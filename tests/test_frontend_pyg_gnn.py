@@ -93,13 +93,13 @@ def test_graphsage_tflite_ranks_as_the_users_model(sage, tmp_path):
 
 
 @pytest.mark.parametrize("name, widths, options", [
-    ("GraphSAGE", (16, 16, 2), dict(bias=False, root_weight=False)),
+    ("GraphSAGE", (16, 16, 2), dict(bias=False, root_weight=False, act=torch.nn.functional.relu)),
     ("GCN", (12, 16, 2), dict(out_channels=8)),
     ("GAT", (16, 16, 2), dict(dropout=0.1, negative_slope=0.05)),
     ("GraphSAGE", (8, 16, 1), {}),
 ], ids=["sage-no-bias-no-root", "gcn-widths", "gat", "sage-one-layer"])
 def test_encoder_variants_rank_as_the_users_model(name, widths, options, tmp_path):
-    """No bias / root weight (zeros), input, hidden and output widths all different, GAT (with
+    """No bias / root weight (zeros) and ReLU as a function, input, hidden and output widths all different, GAT (with
     attention dropout, identity at inference, and its own LeakyReLU slope), one layer; x as a plain tensor and the graph
     given user->item only (symmetrised)."""
     torch.manual_seed(0)
@@ -151,6 +151,7 @@ def _models():
     ("GraphSAGE", dict(jk="cat"), "jumping knowledge"),
     ("GraphSAGE", dict(norm="batch_norm"), "normalisation layers"),
     ("GraphSAGE", dict(act="tanh"), "activation Tanh"),
+    ("GraphSAGE", dict(act=None), "no activation"),
     ("GraphSAGE", dict(aggr="max"), "aggregates with 'max'"),
     ("GraphSAGE", dict(normalize=True), "normalize=True"),
     ("GCN", dict(improved=True), "improved=True"),

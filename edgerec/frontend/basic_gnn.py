@@ -97,8 +97,10 @@ def _check_structure(model: Any, name: str) -> None:
     if norms:
         raise FrontendError(f"{name} with normalisation layers ({norms[0]}) is not supported: "
                             "build it with norm=None")
-    if len(model.convs) > 1 and type(model.act) is not torch.nn.ReLU:
-        act = "no activation" if model.act is None else f"activation {type(model.act).__name__}"
+    relu = type(model.act) is torch.nn.ReLU or model.act in (torch.relu, torch.nn.functional.relu)
+    if len(model.convs) > 1 and not relu:
+        act = "no activation" if model.act is None else \
+            f"activation {getattr(model.act, '__name__', type(model.act).__name__)}"
         raise FrontendError(f"{name} with {act} between layers is not supported: edgerec's "
                             "encoders use ReLU (act='relu')")
 

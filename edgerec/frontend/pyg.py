@@ -49,6 +49,10 @@ def from_pyg(model: torch.nn.Module, edge_index: Any, *, num_users: int, num_ite
       between layers; they rank by :math:`\mathbf{z}_u^\top\mathbf{z}_i` with
       :math:`\mathbf{Z}` = ``model(x, edge_index)``. Jumping knowledge, normalisation layers,
       other activations, several heads or other aggregations are refused, naming the option.
+      History mode runs the model's last layer on the device over the user's history; with
+      ``edgerec.compile(..., new_user="bias")`` the new user's own state is zero, so it is
+      exactly that layer for a node whose neighbours are the history items (GAT: without a
+      self-loop); the default ``"mean"`` adds the mean training user's own term instead.
 
     .. code-block:: python
 
