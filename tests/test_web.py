@@ -314,3 +314,20 @@ def test_cli_web_prints_the_download_and_refuses_in_one_line(artifacts, tmp_path
     assert_one_line_error(run("bench", str(art), "--report", str(tmp_path / "r"), "--browser",
                               ok=False), "none of the artifacts is a tflite or onnx artifact")
     assert not (tmp_path / "s2").exists() and not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_demo_page_serves_a_lookup_only_artifact(tmp_path):
+    """Without history mode the demo shows a known user's recommendations (lookup)."""
+    need_browser()
+    exporters = pytest.importorskip("exporters")
+    ir = make_ir(num_users=30, num_items=120, dim=8, seed=5, modes=("lookup",))
+    art = tmp_path / "art"
+    exporters.export_ir(ir, art, "onnx", k=20, extra_files={"eval.json": _eval_bytes(ir, users=10)})
+    build_site(art, tmp_path / "site")
+    with serve_site(tmp_path / "site") as served:
+        page = open_page(served.url + "index.html", clicks=("#borrow",), timeout_s=120)
+        test = open_page(served.url + "selftest.html", wait="pre[data-done]", timeout_s=120)
+    assert page["state"] == "ready" and "(lookup mode)" in page["text"], page
+    r = json.loads(test["text"])
+    assert list(r["modes"]) == ["lookup"] and r["modes"]["lookup"]["identical"] == 10

@@ -43,7 +43,7 @@ async function refresh() {
   const sorted = [...times].sort((a, b) => a - b);
   $("latency").textContent = `${ms.toFixed(2)} ms`;
   $("median").textContent = `${sorted[Math.floor(sorted.length / 2)].toFixed(2)} ms`;
-  $("mode").textContent = session.history.length ? `from your ${session.history.length} item(s)` : "(popular: no history yet)";
+  $("mode").textContent = session.label ?? (session.history.length ? `from your ${session.history.length} item(s)` : "(popular: no history yet)");
   const best = Math.max(...out.map((r) => Math.abs(r.score)), 1e-9);
   const list = $("recs");
   list.replaceChildren(...out.map((r, j) => {
@@ -64,7 +64,15 @@ async function refresh() {
   if (!session.history.length) hist.innerHTML = '<span class="hint">Empty: you get the popular items.</span>';
 }
 
+/** A lookup-only artifact (exported --mode lookup) has no history mode: the page shows a known
+ * user's recommendations instead, and picking items is off. */
+function userSession(u) {
+  const user = rec.userIds[u];
+  return { history: [], label: `for known user ${user} (lookup mode)`, add() {}, remove() {}, recommend: (k) => rec.recommend(user, k) };
+}
+
 function add(id) {
+  if (!rec.modes.includes("history")) return;
   session.add(id);
   refresh().catch(fail);
 }
@@ -94,13 +102,20 @@ async function main() {
   $("download").textContent = `${mb(info.download_bytes)} (wasm ${mb(info.parts.wasm)})`;
   $("download").title = Object.entries(info.parts).map(([k, v]) => `${k}: ${mb(v)}`).join("\n");
   $("status").textContent = `ready in ${(loadMs / 1000).toFixed(2)} s`;
-  session = rec.session();
+  const historyMode = rec.modes.includes("history");
+  const fresh = () => (historyMode ? rec.session() : userSession(0));
+  session = fresh();
+  $("borrow").hidden = rec.numUsers === 0;
   $("popular").replaceChildren(...Array.from(rec.artifact.popular.subarray(0, 14), (i) => chip(rec.itemIds[i], { onClick: () => add(rec.itemIds[i]) })));
   $("search").disabled = false;
   $("search").addEventListener("input", search);
-  $("clear").addEventListener("click", () => { session = rec.session(); refresh().catch(fail); });
+  $("clear").addEventListener("click", () => { session = fresh(); refresh().catch(fail); });
   $("borrow").addEventListener("click", () => {
     const u = Math.floor(Math.random() * rec.numUsers);
+    if (!historyMode) {
+      session = userSession(u);
+      return refresh().catch(fail);
+    }
     session = rec.session(Array.from(rec.seen(u).slice(-8), (i) => rec.itemIds[i]));
     refresh().catch(fail);
   });
