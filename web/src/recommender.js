@@ -129,7 +129,7 @@ export class Recommender {
     let i = index.get(ident);
     if (i === undefined) {
       if (typeof ident === "number") i = index.get(String(ident));
-      else if (DECIMAL.test(ident) && String(Number(ident)) === ident) i = index.get(Number(ident));
+      else if (DECIMAL.test(ident) && Number.isSafeInteger(Number(ident))) i = index.get(Number(ident)); // "-0" finds 0, as in Python
     }
     if (i === undefined) throw new UnknownIdError(`unknown ${what} id ${show(ident)}`);
     return i;

@@ -35,6 +35,10 @@ test("ids: exact match first, then the same decimal spelling; bools and floats a
   await assert.rejects(rec.recommend(true, 4), InvalidArgumentError);
   await assert.rejects(rec.recommend(2.5, 4), InvalidArgumentError);
   await assert.rejects(rec.recommend("02", 4), /unknown user id "02"/);
+  // a canonical decimal string finds an integer id (Python's int("-0") is 0 too)
+  const n = await open({ itemIds: Array.from({ length: 30 }, (_, i) => i) });
+  assert.deepEqual(await n.rec.recommendFromHistory(["3", "-0"], 4), await n.rec.recommendFromHistory([3, 0], 4));
+  await assert.rejects(n.rec.recommendFromHistory(["03"], 4), UnknownIdError);
   await assert.rejects(rec.recommend("zz", 4), UnknownIdError);
   // both 12 and "12" are items: each matches itself exactly
   const s = rec.session([12]);
