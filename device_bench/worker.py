@@ -37,7 +37,7 @@ INTERPRETER_MODULES = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter
                        "tensorflow", "onnxruntime")
 
 
-class BenchError(Exception):
+class TargetError(Exception):
     """This artifact cannot be benchmarked; the message is one readable line."""
 
 
@@ -54,11 +54,11 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((artifact / "manifest.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BenchError(f"{artifact}: not an artifact (no manifest.json)") from None
+        raise TargetError(f"{artifact}: not an artifact (no manifest.json)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BenchError(f"{artifact}/manifest.json: unreadable ({e})") from None
+        raise TargetError(f"{artifact}/manifest.json: unreadable ({e})") from None
     if not isinstance(manifest, dict):
-        raise BenchError(f"{artifact}/manifest.json: not a JSON object")
+        raise TargetError(f"{artifact}/manifest.json: not a JSON object")
     return manifest
 
 
@@ -89,11 +89,11 @@ def _id_map(artifact: Path, manifest: dict[str, Any], which: str) -> Sequence[An
     name = (manifest.get("id_maps") or {}).get(which, f"{which}.json")
     count = manifest.get(f"num_{which}")
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-        raise BenchError(f"{artifact}/manifest.json: num_{which} is not a count ({count!r})")
+        raise TargetError(f"{artifact}/manifest.json: num_{which} is not a count ({count!r})")
     try:
         return load_ids(artifact, name, count, which[:-1])
     except OSError as e:
-        raise BenchError(f"{artifact}/{name}: unreadable id map ({e.strerror or e})") from None
+        raise TargetError(f"{artifact}/{name}: unreadable id map ({e.strerror or e})") from None
 
 
 def sample_inputs(artifact: Path, manifest: dict[str, Any], modes: Sequence[str], count: int,
@@ -104,7 +104,7 @@ def sample_inputs(artifact: Path, manifest: dict[str, Any], modes: Sequence[str]
     if "lookup" in modes:
         users = _id_map(artifact, manifest, "users")
         if not users:
-            raise BenchError(f"{artifact}: lookup mode but no users")
+            raise TargetError(f"{artifact}: lookup mode but no users")
         out["lookup"] = [users[int(i)] for i in rng.integers(0, len(users), count)]
     if "history" in modes:
         items = _id_map(artifact, manifest, "items")
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     info = describe_artifact(artifact, manifest)
     modes = info["modes"]
     if not modes:
-        raise BenchError(f"{artifact}: manifest lists no serving modes")
+        raise TargetError(f"{artifact}: manifest lists no serving modes")
     k = min(20, int(manifest.get("k") or 20))
     batches = max(1, math.ceil(args.requests / args.batch))
     # A pool of distinct inputs, cycled through: enough variety, little memory of our own.
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run(args)
         code = 0
-    except (BenchError, rt_errors.RuntimeErrorBase, evalfile.EvalFileError, OSError) as e:
+    except (TargetError, rt_errors.RuntimeErrorBase, evalfile.EvalFileError, OSError) as e:
         result, code = {"error": f"{type(e).__name__}: {e}"}, 3
     except Exception as e:  # noqa: BLE001 - report any failure of this target as one line
         result, code = {"error": f"{type(e).__name__}: {' '.join(str(e).split())}"}, 4

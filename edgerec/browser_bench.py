@@ -5,7 +5,7 @@ For each artifact: build its ``edgerec web`` site in a temporary directory, serv
 ``selftest.html?report=1`` in a fresh headless Chromium in real time, and take the JSON the
 page POSTs back: per-call latencies over the eval sample, Recall@20 / NDCG@20, agreement with
 the float reference. Each becomes a row of the bench report (a precomputed baseline in
-``edgerec.bench``'s terms), named "browser (wasm)", or "browser (wasm, emulated Nx slower CPU)"
+``edgerec.benchmark``'s terms), named "browser (wasm)", or "browser (wasm, emulated Nx slower CPU)"
 with DevTools CPU throttling, a rough mobile-class estimate rather than a measurement on a
 phone.
 """
@@ -68,7 +68,7 @@ def _manifest(site: Path) -> dict[str, Any]:
 
 
 def baseline_from_report(name: str, report: dict[str, Any]) -> dict[str, Any]:
-    """A bench-report baseline (``edgerec.bench.baseline_row`` keys) from a self-test report."""
+    """A bench-report baseline (``edgerec.benchmark.baseline_row`` keys) from a self-test report."""
     from device_bench.measure import latency_summary
 
     label = browser_label(report.get("cpu_throttle", 1))

@@ -80,7 +80,7 @@ def _remote_dirs() -> set[str]:
 
 
 def test_run_bench_over_ssh(sshd, tmp_path):
-    from edgerec.bench import run_bench
+    from edgerec.benchmark import run_bench
 
     port, key, opts = sshd
     art, ev = make_artifact(tmp_path, "numpy", seed=3)
@@ -115,7 +115,7 @@ def test_run_bench_over_ssh(sshd, tmp_path):
 
 def test_ssh_failure_is_one_line_and_cleans_up(sshd, tmp_path):
     """A remote python that does not exist: clear error, remote directory still removed."""
-    from edgerec.bench import BenchError, run_bench
+    from edgerec.benchmark import BenchError, run_bench
 
     port, key, opts = sshd
     art, _ = make_artifact(tmp_path, "numpy", seed=4)
@@ -132,7 +132,7 @@ def test_ssh_failure_is_one_line_and_cleans_up(sshd, tmp_path):
 
 
 def test_remote_python_tilde_expands_on_the_device() -> None:
-    from edgerec.bench import _remote_command
+    from edgerec.benchmark.ssh import _remote_command
 
     assert _remote_command("~/edgerec/bin/python") == '"$HOME"/edgerec/bin/python'
     assert _remote_command("python3") == "python3"

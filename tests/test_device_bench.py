@@ -288,7 +288,7 @@ def test_latency_summary_and_measure_calls():
 
 
 def test_measure_callable_accepts_index_or_nothing():
-    from edgerec.bench import BenchError, measure_callable
+    from edgerec.benchmark import BenchError, measure_callable
 
     calls = []
     assert measure_callable(lambda: calls.append(1), 4, 2)["latency"]["count"] == 4
@@ -304,7 +304,7 @@ def test_measure_callable_accepts_index_or_nothing():
 
 
 def test_run_bench_local_writes_report_md_png(numpy_artifact, tmp_path):
-    from edgerec.bench import BenchError, measure_callable, run_bench
+    from edgerec.benchmark import BenchError, measure_callable, run_bench
 
     base = {"name": "pyg-full-graph", "device": "workstation", "target": "pytorch",
             "file_bytes": 123456, "init_ms": 900.0, "peak_rss_increase_bytes": 300 << 20,
@@ -353,7 +353,7 @@ def test_bare_interpreter_models_run(module: str) -> None:
 
 
 def test_gains_divide_the_baselines_by_each_target():
-    from edgerec.bench import NUMPY_REFERENCE, gains, render_markdown
+    from edgerec.benchmark import NUMPY_REFERENCE, gains, render_markdown
 
     def art(name, p50, mem, device="pi"):
         return {"kind": "artifact", "device": device, "name": name, "quantization": "q",

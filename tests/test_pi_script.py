@@ -246,7 +246,7 @@ def test_probe_is_deterministic_and_self_consistent(tmp_path):
     assert verdict[0]["ok"] and all(m["identical_topk"] == 12
                                     for m in verdict[0]["modes"].values())
     broken = probe.probe([tmp_path / "missing"], queries=2, seed=0, k=5)
-    assert broken["artifacts"][0]["error"].startswith("BenchError")
+    assert broken["artifacts"][0]["error"].startswith("TargetError")
 
 
 def test_summary_labels_arm_timings_as_emulated():

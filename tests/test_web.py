@@ -283,7 +283,7 @@ def test_bench_browser_rows_fold_into_the_bench_report(artifacts):
     """A throttled run in real time: the page POSTs its samples to the local server and they
     become a bench-report row the report merger accepts, labelled as emulated."""
     need_browser()
-    from edgerec.bench import baseline_row
+    from edgerec.benchmark import baseline_row
     from edgerec.browser_bench import browser_baselines
 
     (row,) = browser_baselines([artifacts[("onnx", "int8")]], cpu_throttle=2)

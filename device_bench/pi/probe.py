@@ -24,7 +24,7 @@ import runtime
 from device_bench.machine import version_of
 from device_bench.worker import (
     MODE_ORDER,
-    BenchError,
+    TargetError,
     loaded_interpreter,
     read_manifest,
     sample_inputs,
@@ -41,7 +41,7 @@ def probe_artifact(artifact: Path, *, queries: int, seed: int, k: int,
     manifest = read_manifest(artifact)
     modes = [m for m in MODE_ORDER if m in (manifest.get("modes") or [])]
     if not modes:
-        raise BenchError(f"{artifact}: manifest lists no serving modes")
+        raise TargetError(f"{artifact}: manifest lists no serving modes")
     inputs = sample_inputs(artifact, manifest, modes, queries, seed)
     # exact: TFLite's builtin kernels, whose arithmetic the manifest describes bit for bit
     # (XNNPACK, the default, quantizes the user vector with its own, per-architecture rounding)
@@ -72,7 +72,7 @@ def probe(artifacts: list[Path], *, queries: int, seed: int, k: int,
         try:
             out.append(probe_artifact(a, queries=queries, seed=seed, k=k, backend=backend,
                                       exact=exact))
-        except (BenchError, rt_errors.RuntimeErrorBase, OSError) as e:
+        except (TargetError, rt_errors.RuntimeErrorBase, OSError) as e:
             out.append({"name": a.name, "path": str(a), "error": f"{type(e).__name__}: {e}"})
     return {"format": PROBE_FORMAT, "format_version": PROBE_FORMAT_VERSION,
             "machine": {"arch": platform.machine(), "python": platform.python_version(),

@@ -52,8 +52,8 @@ def _demo(out: Path, users: int, items: int, epochs: int, requests: int) -> None
     from tqdm import tqdm
 
     import edgerec
-    from edgerec.bench import NUMPY_REFERENCE, run_bench
-    from edgerec.cli.bench import pyg_baseline
+    from edgerec.benchmark import NUMPY_REFERENCE, run_bench
+    from edgerec.benchmark.baselines.pyg import pyg_baseline
     from edgerec.synthetic import write_synthetic
 
     t0 = time.perf_counter()
