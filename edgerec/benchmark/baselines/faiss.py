@@ -66,6 +66,20 @@ def pq_shape(dim: int, num_items: int, item_bytes: int | None) -> tuple[int, int
     return m, nbits
 
 
+def top_k_unseen(index: Any, query: Any, seen: Any, k: int) -> list[int]:
+    """The ``k`` best items for ``query`` that are not in ``seen``: over-fetch, then filter.
+
+    Args:
+        index: a FAISS index over the item vectors (row ``i`` is item ``i``).
+        query: the user vector, float32 ``[1, d]``.
+        seen: item indices to exclude (the user's training items).
+        k: how many to return (fewer only if the catalogue runs out).
+    """
+    _, found = index.search(query, min(index.ntotal, k + len(seen)))
+    skip = set(seen.tolist())
+    return [i for i in found[0].tolist() if i >= 0 and i not in skip][:k]
+
+
 def _indexes(faiss: Any, dim: int, num_items: int, item_bytes: int | None
              ) -> list[tuple[str, str, Any]]:
     ip = faiss.METRIC_INNER_PRODUCT
@@ -140,10 +154,7 @@ def measure_faiss(reference: Path, eval_file: Path | None, item_bytes: int | Non
         init_ms = (time.perf_counter() - t0) * 1e3
 
         def recommend(u: int, index: Any = index) -> list[int]:
-            seen = art.seen(u)
-            _, found = index.search(users[u: u + 1], K + len(seen))
-            skip = set(seen.tolist())
-            return [i for i in found[0].tolist() if i >= 0 and i not in skip][:K]
+            return top_k_unseen(index, users[u: u + 1], art.seen(u), K)
 
         lat = measure_callable(lambda i, rec=recommend: rec(int(pool[i % pool.size])),
                                requests, warmup)
