@@ -157,7 +157,7 @@ def _distill_pass(reference: IR, options: CompileOptions, log: Callable[[str], N
     """Fine-tune the pruned tables to rank like the float model (docs/compression.md), aware of
     the rounding that follows when every table is quantized alike (int8, int4; int4-item mixes
     widths, which the fake quantizer does not model). lr and temperature are the values
-    measured best in ``bench/compression_report.py``."""
+    measured best in ``experiments/compression_report.py``."""
     return Distill(reference, epochs=options.distill_epochs, lr=3e-3, temperature=0.5,
                    sample_users=options.distill_users,
                    quant_bits={"int8": 8, "int4": 4}.get(options.quantize), log=log)

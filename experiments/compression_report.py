@@ -1,6 +1,6 @@
 """How small can the tables get at >= 98% of float Recall@20? Width x {int8, int4} x {plain, distilled}.
 
-    nice -n 10 python bench/compression_report.py --ckpt runs/gowalla/ckpt --out runs/gowalla/compression_report
+    nice -n 10 python experiments/compression_report.py --ckpt runs/gowalla/ckpt --out runs/gowalla/compression_report
 
 For each width (SVD rank reduction, ``passes/prune.py``; the full width is the quantization-only
 baseline) the report quantizes the tables to int8 and to int4 (per row, ``passes/quantize.py``)

@@ -1,6 +1,6 @@
 """History mode for users the model never saw: hold users out of the training graph entirely.
 
-    python bench/new_users.py --data ../shared/datasets/lastfm --ckpt runs/lastfm/ckpt --out runs/lastfm/new_users
+    python experiments/new_users.py --data ../shared/datasets/lastfm --ckpt runs/lastfm/ckpt --out runs/lastfm/new_users
 
 A seeded 10% of the users with test items are removed from the training graph (their training
 interactions become their on-device history), a LightGCN is trained on the rest with the

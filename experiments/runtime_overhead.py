@@ -12,7 +12,7 @@ TFLite and ONNX with ``exporters.export_ir``, then times, single-threaded, the p
 
 Bare and runtime calls alternate call by call, so load from other processes hits both alike.
 
-    python bench/runtime_overhead.py --out runs/runtime_overhead.json
+    python experiments/runtime_overhead.py --out runs/runtime_overhead.json
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def main() -> None:
 
     ir = quantize(make_ir(num_users=args.users, num_items=args.items, dim=args.dim), "int8")[0]
     result: dict[str, Any] = {
-        "command": "python bench/runtime_overhead.py " + " ".join(sys.argv[1:]),
+        "command": "python experiments/runtime_overhead.py " + " ".join(sys.argv[1:]),
         "machine": {"platform": platform.platform(), "python": platform.python_version(),
                     "processor": platform.processor() or platform.machine()},
         "ir": {"users": args.users, "items": args.items, "dim": args.dim, "weights": "int8"},

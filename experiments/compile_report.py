@@ -1,6 +1,6 @@
 """What each compiler configuration costs: bytes, test Recall/NDCG@20, agreement with float.
 
-    python bench/compile_report.py --ckpt runs/lastfm/ckpt --out runs/lastfm/compile_report
+    python experiments/compile_report.py --ckpt runs/lastfm/ckpt --out runs/lastfm/compile_report
 
 One row per configuration: float32; int8; float16; SVD rank reduction to 48/32/24/16 dims with
 and without int8; naive column pruning at the same widths (with int8); history mode with and

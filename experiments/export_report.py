@@ -1,6 +1,6 @@
 """Exported artifacts measured in their own interpreters: size, test Recall@20, agreement, ops.
 
-    python bench/export_report.py --ckpt runs/lastfm/ckpt --out runs/lastfm/export_report
+    python experiments/export_report.py --ckpt runs/lastfm/ckpt --out runs/lastfm/export_report
 
 Exports TFLite and ONNX in float32 (full width) and int8 (the default: ``--dims auto``, and
 full width), loads each with the on-device runtime, and answers every test user in both modes:

@@ -1,6 +1,6 @@
 """Train LightGCN with the default recipe and write test Recall/NDCG@10/20/40 plus wall time.
 
-    python bench/reproduce_lightgcn.py --data ../shared/datasets/lastfm --out runs/lastfm
+    python experiments/reproduce_lightgcn.py --data ../shared/datasets/lastfm --out runs/lastfm
 
 Writes ``<out>/reproduce.json`` (metrics, published figures, ratios, timings, per-epoch history)
 and the checkpoint ``<out>/ckpt``. A benchmark, not a test: run on demand.

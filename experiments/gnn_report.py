@@ -1,6 +1,6 @@
 """GraphSAGE / GAT (dot and MLP heads) beside LightGCN, and the MLP head pruned, on one dataset.
 
-    python bench/gnn_report.py --data /work/shared/datasets/lastfm \
+    python experiments/gnn_report.py --data /work/shared/datasets/lastfm \
         --lightgcn /work/main/runs/lastfm/ckpt --out runs/lastfm/gnn --minutes 3
 
 Trains each encoder under a wall-time budget (BPR, early stopping on valid NDCG@20), compiles
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in rows]
     (out / "gnn_report.md").write_text(
-        f"Test split of {args.data}; command: python bench/gnn_report.py "
+        f"Test split of {args.data}; command: python experiments/gnn_report.py "
         + " ".join(f"--{k.replace('_', '-')} {' '.join(v) if isinstance(v, list) else v}"
                    for k, v in vars(args).items()) + "\n\n" + "\n".join(md) + "\n")
     return report

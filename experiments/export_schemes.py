@@ -1,6 +1,6 @@
 """Compare export schemes on a LastFM-sized random IR: file size, p50 latency, top-20 agreement.
 
-    python bench/export_schemes.py --dims 64 32 --out bench/results/export_schemes.json
+    python experiments/export_schemes.py --dims 64 32 --out experiments/results/export_schemes.json
 
 Schemes: TFLite float32 / float16 / dynamic-range int8 (the default exporter) / full-integer
 int8 (representative dataset, float I/O); ONNX float32 / float16 / dynamic uint8 (the default
