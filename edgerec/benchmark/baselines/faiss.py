@@ -113,7 +113,7 @@ def measure_faiss(reference: Path, eval_file: Path | None, item_bytes: int | Non
     try:
         import faiss
     except ImportError:
-        raise BenchError("the FAISS baselines need faiss-cpu (pip install 'edgerec[bench]')") from None
+        raise BenchError("the FAISS baselines need faiss-cpu (pip install 'edgerec[compiler]')") from None
     try:
         art = load_artifact(reference)
     except RuntimeErrorBase as e:
