@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from runtime.artifact import Artifact, check_model_io
-from runtime.backends import _repacked
+from runtime.backends import _model_check, _repacked
 from runtime.errors import ArtifactError
 
 
@@ -35,6 +35,7 @@ class TFLiteBackend:
         if len(files) != 1:
             raise ArtifactError(f"{artifact.root}: a tflite artifact has one model file, got {sorted(files)}")
         path = artifact.path(files.pop())
+        _model_check.check_tflite(m, path)  # before the interpreter: the manifest must be true
         repacks = repacks and bool(_repacked.fully_connected_weights(path))
         before = _repacked.file_mappings(path) if repacks else set()
         try:

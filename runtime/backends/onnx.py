@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from runtime.artifact import Artifact, check_model_io
+from runtime.backends import _model_check
 from runtime.errors import ArtifactError, BackendUnavailable
 
 _TYPES = {"tensor(int32)": "int32", "tensor(float)": "float32", "tensor(int64)": "int64",
@@ -41,6 +42,7 @@ class OnnxBackend:
         self._sessions: dict[str, Any] = {}
         for mode in m["modes"]:
             path = artifact.path(m["signatures"][mode]["file"])
+            _model_check.check_onnx(m, path)  # before the session: the manifest must be true
             try:
                 sess = ort.InferenceSession(str(path), sess_options=opts,
                                             providers=["CPUExecutionProvider"])

@@ -1,0 +1,116 @@
+"""Does the model file hold what the manifest says? Weight types and shapes, read cheaply.
+
+The manifest's hashes prove the files are the ones the manifest lists, not that the manifest
+describes them: a float32 ``model.tflite`` copied into an int8 artifact (hashes re-signed)
+would load and answer while the manifest claims another size, scheme and accuracy. Before an
+interpreter is created, the backends read the model file's weight tensors (no interpreter, no
+extra dependency: ``_tflite_file`` / ``_onnx_file``) and refuse a mismatch with one line.
+
+Checked, per scheme (``quantization.weights``) and ``dim``:
+
+- the scored item table: the constant weights of every scoring op (TFLite FULLY_CONNECTED,
+  through a DEQUANTIZE for float16; ONNX MatMul / MatMulInteger, through Cast), its element
+  type, its width (``dim``) and that it has a row for every item (dot scorer only);
+- the gathered tables (user and history rows: constants of GATHER ops ``dim`` wide), their
+  element type.
+
+Not checked: the values and scales themselves (the exporters' parity check and the manifest's
+hashes cover them), the activation scheme, ``k``, and MLP heads' dense layers. A file the
+readers cannot parse (or a TFLite file without ``flatbuffers`` installed) is left to the
+interpreter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from runtime.backends import _onnx_file, _tflite_file
+from runtime.errors import ArtifactError
+
+# (item table, gathered tables) element types in the model file, per manifest scheme
+TFLITE_TYPES = {"float32": ("float32", "float32"), "float16": ("float16", "float16"),
+                "int8-per-row": ("int8", "int8"), "int8-per-row+int4-item": ("int4", "int8"),
+                "int4-per-row": ("int4", "int4")}
+# ONNX keeps int8 tables (the item table as uint8 for MatMulInteger)
+ONNX_TYPES = {"float32": ("float32", "float32"), "float16": ("float16", "float16"),
+              "int8-per-row": ("uint8", "int8")}
+GATHER = 36
+
+
+def _refuse(path: Path, what: str, found: Iterable[str], m: dict[str, Any], want: str) -> None:
+    raise ArtifactError(f"{path}: the model's {what} {'/'.join(sorted(set(found)))}, but the "
+                        f"manifest says {m['quantization']['weights']} ({want}) with dim {m['dim']}: "
+                        "the model file is not the one this manifest describes")
+
+
+def check_tflite(m: dict[str, Any], path: Path) -> None:
+    """Refuse a ``.tflite`` file whose weights disagree with manifest ``m`` (see module doc)."""
+    want = TFLITE_TYPES.get(m["quantization"]["weights"])
+    ops = _tflite_file.operators(path)
+    if want is None or not ops:
+        return
+    dim, n = int(m["dim"]), int(m["num_items"])
+    if m.get("scorer", {"kind": "dot"}).get("kind") == "dot":
+        items = []
+        for op in ops:
+            if op.builtin == _tflite_file.FULLY_CONNECTED and len(op.inputs) >= 2:
+                const, dequantized = _tflite_file.constant_source(ops, op, op.inputs[1])
+                if const is not None:
+                    items.append((const, dequantized))
+        if not items:
+            raise ArtifactError(f"{path}: no scoring FULLY_CONNECTED with constant weights; "
+                                "the model file is not an edgerec model")
+        shapes = {t.shape for t, _ in items}
+        if any(len(s) != 2 or s[1] != dim or s[0] < n for s in shapes):
+            _refuse(path, "item table is", (f"[{', '.join(map(str, s))}]" for s in shapes), m,
+                    f"[>= {n}, {dim}]")
+        types = {t.type for t, _ in items}
+        if types != {want[0]} or any(d != (want[0] == "float16") for _, d in items):
+            _refuse(path, "item table is", types, m, f"item table {want[0]}")
+    gathered = set()
+    for op in ops:
+        if op.builtin == GATHER and op.inputs:
+            const, _ = _tflite_file.constant_source(ops, op, op.inputs[0])
+            if const is not None and len(const.shape) == 2 and const.shape[1] == dim:
+                gathered.add(const.type)
+    if gathered and gathered != {want[1]}:
+        _refuse(path, "gathered tables are", gathered, m, f"gathered tables {want[1]}")
+
+
+def check_onnx(m: dict[str, Any], path: Path) -> None:
+    """Refuse an ``.onnx`` file whose weights disagree with manifest ``m`` (see module doc)."""
+    want = ONNX_TYPES.get(m["quantization"]["weights"])
+    g = _onnx_file.read_graph(path) if want is not None else None
+    if g is None:
+        return
+    dim, n = int(m["dim"]), int(m["num_items"])
+    producer = {out: (op, ins) for op, ins, outs in g.nodes for out in outs}
+
+    def initializer(name: str) -> tuple[str, tuple[int, ...]] | None:
+        for _ in range(8):  # through Cast / Identity chains
+            if name in g.initializers:
+                return g.initializers[name]
+            op, ins = producer.get(name, ("", []))
+            if op not in ("Cast", "Identity") or not ins:
+                return None
+            name = ins[0]
+        return None
+
+    if m.get("scorer", {"kind": "dot"}).get("kind") == "dot":
+        items = [t for op, ins, _ in g.nodes if op in ("MatMul", "MatMulInteger") and len(ins) >= 2
+                 and (t := initializer(ins[1])) is not None]
+        if not items:
+            raise ArtifactError(f"{path}: no scoring MatMul over a constant item table; "
+                                "the model file is not an edgerec model")
+        shapes = {s for _, s in items}
+        if any(len(s) != 2 or s[0] != dim or s[1] < n for s in shapes):
+            _refuse(path, "item table is", (f"[{', '.join(map(str, s))}]" for s in shapes), m,
+                    f"[{dim}, >= {n}]")
+        if {t for t, _ in items} != {want[0]}:
+            _refuse(path, "item table is", {t for t, _ in items}, m, f"item table {want[0]}")
+    gathered = {t[0] for op, ins, _ in g.nodes if op == "Gather" and ins
+                and (t := initializer(ins[0])) is not None and len(t[1]) == 2 and t[1][1] == dim}
+    if gathered and gathered != {want[1]}:
+        _refuse(path, "gathered tables are", gathered, m, f"gathered tables {want[1]}")
