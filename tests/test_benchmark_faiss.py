@@ -9,7 +9,7 @@ import pytest
 
 from device_bench import evalfile
 from edgerec.benchmark import BenchError, gains, render_markdown
-from edgerec.benchmark.floor import floor_ms, item_table_bytes, read_bandwidth
+from edgerec.benchmark.floor import floor_ms, item_table_bytes, measure_bandwidth, read_bandwidth
 from tests.test_device_bench import make_artifact
 
 faiss = pytest.importorskip("faiss")
@@ -104,9 +104,13 @@ def test_item_table_bytes_and_the_floor():
     assert item_table_bytes({**base, "quantization": {"weights": "int8-per-row+int4-item"}}) == 1000 * 16
     assert item_table_bytes({**base, "dim": 5, "quantization": {"weights": "int4-per-row"}}) == 1000 * 7
     assert item_table_bytes({**base, "quantization": {"weights": "bfloat3"}}) is None
-    assert floor_ms(2_000_000, 1e9) == pytest.approx(2.0) and floor_ms(None, 1e9) is None
-    bw = read_bandwidth(8 << 20, passes=2)
-    assert bw["bytes_per_s"] > 1e8 and bw["buffer_bytes"] == 8 << 20
+    bw = {"memory": {"bytes_per_s": 1e9}, "by_bytes": {"1000": 1e10}}
+    assert floor_ms(2_000_000, bw) == pytest.approx(2.0)  # no rate at that size: memory's
+    assert floor_ms(1000, bw) == pytest.approx(1e-4) and floor_ms(None, bw) is None
+    one = read_bandwidth(8 << 20, passes=2)
+    assert one["bytes_per_s"] > 1e8 and one["buffer_bytes"] == 8 << 20 and one["passes"] == 2
+    got = measure_bandwidth([4096, None, 4096], memory_bytes=16 << 20)
+    assert list(got["by_bytes"]) == ["4096"] and got["memory"]["bytes_per_s"] > 1e8
 
 
 def test_gains_against_faiss_and_the_headline_table():
@@ -128,7 +132,7 @@ def test_gains_against_faiss_and_the_headline_table():
     (elsewhere,) = gains([{**art, "device": "pi"}, flat, pq], {"ws"})  # FAISS ran on the workstation
     assert elsewhere["x_faster_than_faiss_flat"] is None and elsewhere["recall_vs_faiss_flat"] is None
     md = render_markdown({"runs": [], "rows": [art, flat, pq], "gains": [g],
-                          "bandwidth": {"bytes_per_s": 2e10, "method": "m"}})
+                          "bandwidth": {"memory": {"bytes_per_s": 2e10, "method": "m"}}})
     assert "| ws | tflite (int8) | 0.050 | 0.0100 | 2.00 | 8.00 | 96.2% | 125.0% (IndexPQ PQ16x8) |" in md
     assert "20.0 GB/s" in md
     assert "Against FAISS" not in render_markdown({"runs": [], "rows": [], "gains": []})

@@ -96,8 +96,9 @@ def test_bench_with_baselines(artifacts: Path, trained_ckpt: Path, tmp_path: Pat
     faiss = [b["quantization"] for b in rep["baselines"] if b.get("target") == "faiss"]
     assert faiss[:3] == ["float32", "SQ8", "SQ4"] and faiss[3].startswith("PQ")
     tfl = next(g for g in rep["gains"] if g["path"] == str(artifacts / "tflite"))
+    tfl_row = next(r for r in rep["rows"] if r.get("path") == str(artifacts / "tflite"))
     assert tfl["x_faster_than_faiss_flat"] > 0 and tfl["recall_vs_faiss_equal_bytes"] is not None
-    assert rep["bandwidth"]["bytes_per_s"] > 0 and "Against FAISS" in (report / "report.md").read_text()
+    assert rep["bandwidth"]["memory"]["bytes_per_s"] > 0 and tfl_row["floor_ms"] > 0 and "Against FAISS" in (report / "report.md").read_text()
     for f in ("report.json", "report.md", "report.png"):
         assert (report / f).stat().st_size > 0
 

@@ -1,21 +1,21 @@
-r"""The physical floor of a lookup request: the scored table read once from memory.
+r"""The physical floor of a lookup request: the scored table read once.
 
 A top-k over a dot-product scorer reads every item vector once per request, so no
 implementation answers faster than
 
 .. math::
-    t_{\min} = \frac{\text{bytes of the item table}}{\text{memory read bandwidth}}
+    t_{\min} = \frac{\text{bytes of the item table}}{\text{read bandwidth at that size}}
 
-on one core. The bandwidth is measured here, on this machine, by streaming a buffer far larger
-than the caches through a reduction (one thread, best of several passes); a table small enough
-to stay in cache can be read faster, so the floor is a floor for tables larger than the cache
-and an indication for smaller ones.
+on one core. The bandwidth is measured here, on this machine, by a reduction over a buffer of
+the table's size (one thread, best of several passes): a table that fits the caches stays
+there between requests and is read at cache speed, a larger one streams from memory. The
+report also gives the memory bandwidth proper (a buffer far larger than the caches).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # bits per value of the item table (the scoring matmul's weights) for each manifest scheme,
@@ -41,16 +41,18 @@ def item_table_bytes(manifest: Mapping[str, Any]) -> int | None:
     return n * per_row
 
 
-def read_bandwidth(nbytes: int = 256 << 20, passes: int = 5) -> dict[str, Any]:
-    """Memory read bandwidth of one core: the best of ``passes`` reductions over ``nbytes``.
+def read_bandwidth(nbytes: int = 256 << 20, passes: int | None = None) -> dict[str, Any]:
+    """Read bandwidth of one core over a buffer of ``nbytes``: the best of ``passes`` reductions.
 
     Args:
-        nbytes: buffer size; far larger than the last-level cache.
-        passes: timed passes (the best one counts: the others met other processes).
+        nbytes: buffer size (the default is far larger than the last-level cache).
+        passes: timed passes; the best counts (the others met other processes or cold caches).
+            Default: enough to read about 1 GB, at least 5 and at most 2,000.
     """
     import numpy as np
 
     a = np.ones(max(1, nbytes // 8), np.float64)  # written once: every page is resident
+    passes = passes or max(5, min(2000, (1 << 30) // max(1, a.nbytes)))
     best = float("inf")
     for _ in range(passes):
         t0 = time.perf_counter()
@@ -60,8 +62,29 @@ def read_bandwidth(nbytes: int = 256 << 20, passes: int = 5) -> dict[str, Any]:
             "method": "numpy max over a float64 buffer, one thread, best pass"}
 
 
-def floor_ms(table_bytes: int | None, bytes_per_s: float | None) -> float | None:
-    """Milliseconds to read ``table_bytes`` at ``bytes_per_s`` (None when either is unknown)."""
-    if not table_bytes or not bytes_per_s:
+def measure_bandwidth(table_bytes: Iterable[int | None], memory_bytes: int = 256 << 20
+                      ) -> dict[str, Any]:
+    """This machine's memory bandwidth, and its read rate at each table size given.
+
+    Args:
+        table_bytes: the item-table sizes whose floor is wanted (None entries are skipped).
+        memory_bytes: the buffer that measures the memory bandwidth (beyond the caches).
+    """
+    sizes = sorted({int(n) for n in table_bytes if n})
+    return {"memory": read_bandwidth(memory_bytes),
+            "by_bytes": {str(n): read_bandwidth(n)["bytes_per_s"] for n in sizes}}
+
+
+def floor_ms(table_bytes: int | None, bandwidth: Mapping[str, Any] | None) -> float | None:
+    """Milliseconds to read ``table_bytes`` at the rate measured for that size (else the memory
+    bandwidth); None when either is unknown.
+
+    Args:
+        table_bytes: bytes of the item table.
+        bandwidth: :func:`measure_bandwidth`'s result.
+    """
+    if not table_bytes or not bandwidth:
         return None
-    return table_bytes / bytes_per_s * 1e3
+    rate = (bandwidth.get("by_bytes") or {}).get(str(table_bytes)) \
+        or (bandwidth.get("memory") or {}).get("bytes_per_s")
+    return table_bytes / rate * 1e3 if rate else None

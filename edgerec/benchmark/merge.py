@@ -113,8 +113,8 @@ def merge_reports(runs: Sequence[Mapping[str, Any]],
         runs: ``{"device", "via", "report"}`` per device_bench run (``via`` is ``"local"`` or
             ``"ssh user@host"``).
         baselines: precomputed baselines (see :func:`baseline_row`).
-        bandwidth: this machine's memory read bandwidth (:func:`edgerec.benchmark.floor.
-            read_bandwidth`); each local artifact then gets the physical floor of a lookup.
+        bandwidth: this machine's read bandwidth (:func:`edgerec.benchmark.floor.
+            measure_bandwidth`); each local artifact then gets the physical floor of a lookup.
     """
     rows = [_target_row(r["device"], t) for r in runs for t in r["report"]["targets"]]
     rows += [baseline_row(b) for b in baselines or []]
@@ -122,7 +122,7 @@ def merge_reports(runs: Sequence[Mapping[str, Any]],
     if bandwidth:
         for row in rows:
             if row["kind"] == "artifact" and row["device"] in local and not row.get("error"):
-                row["floor_ms"] = floor_ms(row.get("item_table_bytes"), bandwidth["bytes_per_s"])
+                row["floor_ms"] = floor_ms(row.get("item_table_bytes"), bandwidth)
     return {"format": BENCH_FORMAT, "format_version": BENCH_FORMAT_VERSION,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "runs": [dict(r) for r in runs], "baselines": [dict(b) for b in baselines or []],

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgerec.benchmark.errors import BenchError
-from edgerec.benchmark.floor import item_table_bytes, read_bandwidth
+from edgerec.benchmark.floor import item_table_bytes, measure_bandwidth
 from edgerec.benchmark.local import run_local
 from edgerec.benchmark.merge import NUMPY_REFERENCE, baseline_row, merge_reports
 from edgerec.benchmark.report import write_report
@@ -38,14 +38,14 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
               baselines: list[dict] | None = None, warmup: int = 50,
               eval_file: Path | None = None, ssh_options: Sequence[str] = (),
               timeout: float = 3600, exact: bool = False,
-              bandwidth: dict[str, Any] | None = None) -> dict[str, Any]:
+              floor: bool = False) -> dict[str, Any]:
     """Benchmark ``artifacts`` here (``ssh=None``) or on ``user@host[:port]``; write the report.
 
     Returns the merged report (also written to ``report_dir``). ``ssh_options`` are extra
     ``ssh`` arguments (e.g. ``["-o", "StrictHostKeyChecking=accept-new"]``). ``exact``: TFLite
     targets run on the builtin kernels instead of XNNPACK (less memory, slower on x86; the
-    figures docs/benchmarks.md compares). ``bandwidth``: this machine's memory read bandwidth
-    (:func:`edgerec.benchmark.floor.read_bandwidth`), for the physical floor of local targets.
+    figures docs/benchmarks.md compares). ``floor``: measured here, also give each target the
+    physical floor of a lookup (:mod:`edgerec.benchmark.floor`).
     """
     arts = [Path(a) for a in artifacts]
     check_bench_args(arts, requests=requests, batch=batch, threads=threads, warmup=warmup,
@@ -62,6 +62,10 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
         report = run_local(arts, **kw)
         via = "local"
     run = {"device": report["machine"]["hostname"], "via": via, "report": report}
+    bandwidth = None
+    if floor and not ssh:
+        bandwidth = measure_bandwidth(item_table_bytes(t["artifact"])
+                                      for t in report["targets"] if not t.get("error"))
     merged = merge_reports([run], baselines, bandwidth)
     write_report(merged, Path(report_dir))
     return merged
@@ -128,7 +132,7 @@ def bench(artifacts: Sequence[Path], report_dir: Path, *, checkpoint: Path | Non
                          remote_python=remote_python, requests=requests, batch=batch,
                          threads=threads, baselines=baselines, warmup=warmup,
                          eval_file=eval_file, exact=exact,
-                         bandwidth=None if ssh else read_bandwidth())
+                         floor=True)
 
 
 def compiled_item_bytes(artifacts: Sequence[Path]) -> int | None:
