@@ -127,8 +127,10 @@ def _bracket(row: Mapping[str, Any]) -> str:
 
 
 def _primary(row: Mapping[str, Any], field: str) -> tuple[str | None, Any]:
+    """The row's lookup figure if it has one, else its history figure: every baseline answers
+    lookup requests, so the plot compares like with like."""
     vals = row.get(field) or {}
-    for m in MODES:
+    for m in ("lookup", "history"):
         if vals.get(m) is not None:
             return m, vals[m]
     return None, None

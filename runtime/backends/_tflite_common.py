@@ -17,7 +17,7 @@ class TFLiteBackend:
     A TFLite interpreter is not safe to invoke from two threads, so ``thread_safe`` is False
     and the recommender keeps one instance per thread. By default the interpreter runs with its
     default XNNPACK delegate (about 3x faster on the int8 hybrid kernels, measured in
-    docs/benchmarks.md); the exporter's parity check measures that path too
+    docs/benchmarks-log.md); the exporter's parity check measures that path too
     (``metrics.parity.default_delegates``). ``exact=True`` uses the builtin kernels only, whose
     arithmetic ``quantization.activations`` describes bit for bit (XNNPACK rounds the
     dynamically quantized user vector differently, so a near-tie in the top-k can swap).
