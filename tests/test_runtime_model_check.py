@@ -83,3 +83,14 @@ def test_device_bench_reports_the_mismatch_as_the_target_error(arts, tmp_path):
     assert proc.returncode == 1, proc.stderr  # report written, this target failed
     (t,) = json.loads(out.read_text())["targets"]
     assert t["error"].startswith("ArtifactError") and "but the manifest says int8-per-row" in t["error"]
+
+
+def test_a_tiny_int8_model_kept_float_by_the_converter_loads(tmp_path):
+    """Below 1,024 weights the TFLite converter keeps the int8 tables as float32 constants that
+    hold the same integers: the manifest's int8-per-row is true, and the check knows it."""
+    from exporters import export_ir
+
+    ir = quantize(make_ir(num_users=20, num_items=40, dim=8), "int8")[0]  # 320 weights < 1024
+    export_ir(ir, tmp_path / "a", "tflite", k=5, history_capacity=4)
+    rec = runtime.load(tmp_path / "a")
+    assert len(rec.recommend(rec.artifact.user_ids[0], k=5)) == 5

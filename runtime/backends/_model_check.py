@@ -14,7 +14,9 @@ Checked, per scheme (``quantization.weights``) and ``dim``:
 - the gathered tables (user and history rows: constants of GATHER ops ``dim`` wide), their
   element type.
 
-Not checked: the values and scales themselves (the exporters' parity check and the manifest's
+An integer scheme's constant below the TFLite converter's 1,024-element quantization threshold
+is accepted as float32 (the converter keeps it float, holding the same integers). Not checked:
+the values and scales themselves (the exporters' parity check and the manifest's
 hashes cover them), the activation scheme, ``k``, and MLP heads' dense layers. A file the
 readers cannot parse (or a TFLite file without ``flatbuffers`` installed) is left to the
 interpreter.
@@ -22,6 +24,7 @@ interpreter.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -37,12 +40,22 @@ TFLITE_TYPES = {"float32": ("float32", "float32"), "float16": ("float16", "float
 ONNX_TYPES = {"float32": ("float32", "float32"), "float16": ("float16", "float16"),
               "int8-per-row": ("uint8", "int8")}
 GATHER = 36
+# The TFLite converter quantizes only constants of at least this many elements; below it, an
+# integer scheme's values stay float32 constants holding the same integers (exact).
+CONVERTER_MIN_ELEMENTS = 1024
 
 
 def _refuse(path: Path, what: str, found: Iterable[str], m: dict[str, Any], want: str) -> None:
     raise ArtifactError(f"{path}: the model's {what} {'/'.join(sorted(set(found)))}, but the "
                         f"manifest says {m['quantization']['weights']} ({want}) with dim {m['dim']}: "
                         "the model file is not the one this manifest describes")
+
+
+def _tflite_type_ok(t: _tflite_file.Tensor, want: str, dequantized: bool) -> bool:
+    if t.type == want and dequantized == (want == "float16"):
+        return True
+    return (want in ("int8", "int4") and t.type == "float32" and not dequantized
+            and math.prod(t.shape) < CONVERTER_MIN_ELEMENTS)
 
 
 def check_tflite(m: dict[str, Any], path: Path) -> None:
@@ -66,17 +79,17 @@ def check_tflite(m: dict[str, Any], path: Path) -> None:
         if any(len(s) != 2 or s[1] != dim or s[0] < n for s in shapes):
             _refuse(path, "item table is", (f"[{', '.join(map(str, s))}]" for s in shapes), m,
                     f"[>= {n}, {dim}]")
-        types = {t.type for t, _ in items}
-        if types != {want[0]} or any(d != (want[0] == "float16") for _, d in items):
-            _refuse(path, "item table is", types, m, f"item table {want[0]}")
-    gathered = set()
+        if not all(_tflite_type_ok(t, want[0], d) for t, d in items):
+            _refuse(path, "item table is", {t.type for t, _ in items}, m, f"item table {want[0]}")
+    gathered = []
     for op in ops:
         if op.builtin == GATHER and op.inputs:
-            const, _ = _tflite_file.constant_source(ops, op, op.inputs[0])
+            const, d = _tflite_file.constant_source(ops, op, op.inputs[0])
             if const is not None and len(const.shape) == 2 and const.shape[1] == dim:
-                gathered.add(const.type)
-    if gathered and gathered != {want[1]}:
-        _refuse(path, "gathered tables are", gathered, m, f"gathered tables {want[1]}")
+                gathered.append((const, d))
+    if not all(_tflite_type_ok(t, want[1], d) for t, d in gathered):
+        _refuse(path, "gathered tables are", {t.type for t, _ in gathered}, m,
+                f"gathered tables {want[1]}")
 
 
 def check_onnx(m: dict[str, Any], path: Path) -> None:
