@@ -18,7 +18,17 @@ from edgerec.benchmark.ssh import parse_ssh, run_ssh
 
 def check_bench_args(arts: Sequence[Path], *, requests: int, batch: int, threads: int,
                      warmup: int = 50, eval_file: Path | None = None) -> None:
-    """The cheap checks, before any measurement (the CLI calls them before its baselines too)."""
+    """The cheap checks, made before any measurement (and before :func:`bench`'s baselines,
+    which take minutes on a large graph).
+
+    Args:
+        arts: artifact directories.
+        requests: timed requests per mode.
+        batch: batch size of the throughput figure.
+        threads: interpreter threads.
+        warmup: untimed requests.
+        eval_file: the evaluation file, if one is given.
+    """
     if not arts:
         raise BenchError("no artifacts to benchmark")
     for a in arts:
@@ -39,13 +49,26 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
               eval_file: Path | None = None, ssh_options: Sequence[str] = (),
               timeout: float = 3600, exact: bool = False,
               floor: bool = False) -> dict[str, Any]:
-    """Benchmark ``artifacts`` here (``ssh=None``) or on ``user@host[:port]``; write the report.
+    """Benchmark ``artifacts`` here (``ssh=None``) or on ``user@host[:port]``, merge the
+    precomputed ``baselines``, write the report into ``report_dir`` and return it.
 
-    Returns the merged report (also written to ``report_dir``). ``ssh_options`` are extra
-    ``ssh`` arguments (e.g. ``["-o", "StrictHostKeyChecking=accept-new"]``). ``exact``: TFLite
-    targets run on the builtin kernels instead of XNNPACK (less memory, slower on x86; the
-    figures docs/benchmarks.md compares). ``floor``: measured here, also give each target the
-    physical floor of a lookup (:mod:`edgerec.benchmark.floor`).
+    Args:
+        artifacts: artifact directories.
+        report_dir: where ``report.json``, ``report.md`` and ``report.png`` go.
+        ssh: ``user@host[:port]`` of the device; None measures here.
+        identity: ssh key file.
+        remote_python: the device's Python interpreter.
+        requests: timed requests per mode.
+        batch: batch size of the throughput figure.
+        threads: interpreter and BLAS threads.
+        baselines: precomputed rows (:func:`edgerec.benchmark.merge.baseline_row`).
+        warmup: untimed requests before timing.
+        eval_file: evaluation file for every target (default: each artifact's own).
+        ssh_options: extra ``ssh`` arguments (e.g. ``["-o", "StrictHostKeyChecking=accept-new"]``).
+        timeout: seconds allowed for device_bench.
+        exact: TFLite targets on the builtin kernels instead of XNNPACK (less memory, slower).
+        floor: when measuring here, give each target the physical floor of a lookup
+            (:mod:`edgerec.benchmark.floor`).
     """
     arts = [Path(a) for a in artifacts]
     check_bench_args(arts, requests=requests, batch=batch, threads=threads, warmup=warmup,
