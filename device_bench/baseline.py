@@ -22,6 +22,7 @@ import numpy.random  # noqa: F401 - numpy 2 loads it lazily; the worker samples 
 import device_bench.worker  # noqa: F401 - the worker's code and imports (runtime), not its work
 from device_bench.bare_models import run_bare_interpreter
 from device_bench.measure import current_rss, peak_rss
+from runtime.schema import manifest_schema
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     result: dict[str, object] = {"module": args.module, "error": None, "bare_interpreter": False}
+    # every artifact load parses the runtime's manifest schema: what any target pays, not a
+    # model's cost
+    manifest_schema()
     code = 0
     try:
         if args.module:
