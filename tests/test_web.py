@@ -272,7 +272,7 @@ def test_demo_page_recommends_and_updates(artifacts, tmp_path):
 
 
 def test_browser_labels_say_when_they_are_emulated():
-    from edgerec.browser_bench import browser_label
+    from edgerec.benchmark.browser import browser_label
 
     assert browser_label(1) == "browser (wasm)"
     assert browser_label(4) == "browser (wasm, emulated 4x slower CPU)"
@@ -284,7 +284,7 @@ def test_bench_browser_rows_fold_into_the_bench_report(artifacts):
     become a bench-report row the report merger accepts, labelled as emulated."""
     need_browser()
     from edgerec.benchmark import baseline_row
-    from edgerec.browser_bench import browser_baselines
+    from edgerec.benchmark.browser import browser_baselines
 
     (row,) = browser_baselines([artifacts[("onnx", "int8")]], cpu_throttle=2)
     assert row["name"] == "onnx-int8 browser (wasm, emulated 2x slower CPU)"

@@ -134,7 +134,7 @@ def bench(artifacts: Sequence[Path], report_dir: Path, *, checkpoint: Path | Non
                      eval_file=eval_file)
     baselines: list[dict[str, Any]] = []
     if browser:  # the page's figures join the report as rows beside the native ones
-        from edgerec.browser_bench import browser_baselines, browser_targets
+        from edgerec.benchmark.browser import browser_baselines, browser_targets
 
         baselines += browser_baselines(browser_targets(arts), cpu_throttle=cpu_throttle)
     with tempfile.TemporaryDirectory(prefix="edgerec-bench-") as tmp:
