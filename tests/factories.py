@@ -1,6 +1,11 @@
-"""Small IRs built directly from random factors, for tests that do not need a trained model."""
+"""What the tests build: small IRs from random factors, artifacts, a PyG-trained model, and the
+command line run in a subprocess. Test modules import builders from here, never from each other."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -119,3 +124,118 @@ def train_pyg_graphsage(num_users: int = 120, num_items: int = 200, *, dim: int 
     torch.manual_seed(seed)
     return train_pyg_encoder(GraphSAGE(dim, dim, layers, **options), num_users, num_items,
                              epochs=epochs, seed=seed)
+
+
+# the runtime tests' artifact shape
+K, HISTORY_CAPACITY, EXCLUDE_CAPACITY = 20, 8, 6
+
+
+def small_ir(scheme: str = "int8", **kw) -> IR:
+    """``make_ir(**kw)`` quantized with ``scheme`` (``"none"``: float32)."""
+    from edgerec.passes.quantize import quantize
+
+    ir = make_ir(**kw)
+    return quantize(ir, scheme)[0] if scheme != "none" else ir
+
+
+def numpy_artifact(ir: IR, out: Path, k: int = K, history_capacity: int = HISTORY_CAPACITY,
+                   exclude_capacity: int = EXCLUDE_CAPACITY,
+                   activations: str | None = None) -> Path:
+    """Write ``ir`` as a numpy-target artifact by hand, with ``runtime.artifact``'s writer (no
+    exporter involved), following docs/architecture.md."""
+    import json
+
+    from runtime import artifact as A
+
+    out.mkdir(parents=True)
+    (out / "tables").mkdir()
+    tables = {}
+    for name in ir.serving_tables():
+        t = ir.tables[name]
+        np.save(out / f"tables/{name}.npy", t.values, allow_pickle=False)
+        entry = {"file": f"tables/{name}.npy", "scale_file": None}
+        if t.scale is not None:
+            np.save(out / f"tables/{name}.scale.npy", t.scale, allow_pickle=False)
+            entry["scale_file"] = f"tables/{name}.scale.npy"
+        tables[name] = entry
+    (out / "items.json").write_text(json.dumps(ir.item_ids))
+    (out / "users.json").write_text(json.dumps(ir.user_ids))
+    np.save(out / "popular.npy", ir.popular, allow_pickle=False)
+    np.save(out / "seen_indptr.npy", ir.seen_indptr, allow_pickle=False)
+    np.save(out / "seen_indices.npy", ir.seen_indices, allow_pickle=False)
+    dtype = ir.tables["item"].dtype
+    weights = {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[dtype]
+    m = A.build_manifest(target="numpy", num_users=ir.num_users, num_items=ir.num_items,
+                         dim=ir.dim, k=k, history_capacity=history_capacity,
+                         exclude_capacity=exclude_capacity, modes=list(ir.modes), weights=weights,
+                         activations=activations or "float", tables=tables)
+    A.write_manifest(out, m)
+    return out
+
+
+def exported_artifact(ir: IR, out: Path, target: str, k: int = K,
+                      history_capacity: int = HISTORY_CAPACITY,
+                      exclude_capacity: int = EXCLUDE_CAPACITY) -> Path:
+    """``ir`` exported by the real exporter for ``target`` (tflite, onnx or numpy)."""
+    from exporters import export_ir
+
+    export_ir(ir, out, target, k=k, history_capacity=history_capacity,
+              exclude_capacity=exclude_capacity, overwrite=True)
+    return out
+
+
+def float_reference(ir, users: range) -> list[dict]:
+    """Held-out records whose test items are the float model's own top-5 (so recall@10 = 1).
+
+    History mode: ``e = n^-1/2 * sum(H_i)`` over the history, history items excluded; lookup:
+    the user's final embedding, seen items excluded (docs/architecture.md).
+    """
+    item = ir.tables["item"].dequantize()
+    hist_t = ir.tables["history_item"].dequantize()
+    user_t = ir.tables["user"].dequantize()
+    out = []
+    for u in users:
+        seen = ir.seen(u)
+        e_h = hist_t[seen].sum(0) / np.sqrt(len(seen))
+        ranked = {}
+        for mode, e in (("history", e_h), ("lookup", user_t[u])):
+            s = item @ e
+            s[seen] = -np.inf
+            ranked[mode] = [ir.item_ids[i] for i in np.argsort(-s, kind="stable")[:20]]
+        out.append({"user": ir.user_ids[u], "history": [ir.item_ids[i] for i in seen],
+                    "test": ranked["history"][:5], "reference": ranked})
+    return out
+
+
+def make_artifact(root: Path, target: str = "numpy", *, seed: int = 0,
+                  embed_eval: bool = False) -> tuple[Path, Path]:
+    """A float32 artifact exported by the real exporter, and an eval file for it (also inside
+    the artifact as ``eval.json`` when ``embed_eval``)."""
+    from device_bench import evalfile
+    from exporters import export_ir
+
+    ir = make_ir(num_users=40, num_items=150, dim=8, seed=seed, string_ids=True)
+    art = root / f"art-{target}"
+    records = float_reference(ir, range(12))
+    extra = {"eval.json": evalfile.encode_eval(records, k=20, item_ids=ir.item_ids,
+                                               user_ids=ir.user_ids)} if embed_eval else None
+    export_ir(ir, art, target, k=20, history_capacity=16, extra_files=extra)
+    ev = evalfile.write_eval(root / f"eval-{target}.json", records, k=20, item_ids=ir.item_ids,
+                             user_ids=ir.user_ids)
+    return art, ev
+
+
+def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """``edgerec ARGS`` in a subprocess; with ``ok``, it must succeed."""
+    p = subprocess.run([sys.executable, "-m", "edgerec", *args], capture_output=True, text=True,
+                       timeout=600)
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+def assert_one_line_error(p: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert needle in lines[0], lines[0]

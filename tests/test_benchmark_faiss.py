@@ -10,7 +10,7 @@ import pytest
 from device_bench import evalfile
 from edgerec.benchmark import BenchError, gains, render_markdown
 from edgerec.benchmark.floor import floor_ms, item_table_bytes, measure_bandwidth, read_bandwidth
-from tests.test_device_bench import make_artifact
+from tests.factories import make_artifact
 
 faiss = pytest.importorskip("faiss")
 

@@ -5,29 +5,13 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from edgerec.checkpoint import load_checkpoint
 from edgerec.errors import CheckpointError
-
-
-def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([sys.executable, "-m", "edgerec", *args], capture_output=True, text=True,
-                       timeout=600)
-    if ok:
-        assert p.returncode == 0, p.stderr
-    return p
-
-
-def assert_one_line_error(p: subprocess.CompletedProcess[str], needle: str) -> None:
-    assert p.returncode == 2, (p.returncode, p.stderr)
-    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
-    assert needle in lines[0], lines[0]
+from tests.factories import assert_one_line_error, run
 
 
 def test_help_lists_commands() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import assert_one_line_error, run
+from tests.factories import assert_one_line_error, run
 
 
 @pytest.fixture(scope="module")

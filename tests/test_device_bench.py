@@ -13,50 +13,10 @@ import pytest
 from device_bench import evalfile
 from device_bench.measure import latency_summary, measure_calls
 from device_bench.report import ACCURACY_KEYS, ReportError, validate_report
-from tests.factories import make_ir
+from tests.factories import make_artifact
 
 REQ = ["--requests", "50", "--warmup", "5", "--batch", "8"]
 LATENCY = ("count", "mean_ms", "std_ms", "min_ms", "p5_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")
-
-
-def float_reference(ir, users: range) -> list[dict]:
-    """Held-out records whose test items are the float model's own top-5 (so recall@10 = 1).
-
-    History mode: ``e = n^-1/2 * sum(H_i)`` over the history, history items excluded; lookup:
-    the user's final embedding, seen items excluded (docs/architecture.md).
-    """
-    item = ir.tables["item"].dequantize()
-    hist_t = ir.tables["history_item"].dequantize()
-    user_t = ir.tables["user"].dequantize()
-    out = []
-    for u in users:
-        seen = ir.seen(u)
-        e_h = hist_t[seen].sum(0) / np.sqrt(len(seen))
-        ranked = {}
-        for mode, e in (("history", e_h), ("lookup", user_t[u])):
-            s = item @ e
-            s[seen] = -np.inf
-            ranked[mode] = [ir.item_ids[i] for i in np.argsort(-s, kind="stable")[:20]]
-        out.append({"user": ir.user_ids[u], "history": [ir.item_ids[i] for i in seen],
-                    "test": ranked["history"][:5], "reference": ranked})
-    return out
-
-
-def make_artifact(root: Path, target: str = "numpy", *, seed: int = 0,
-                  embed_eval: bool = False) -> tuple[Path, Path]:
-    """A float32 artifact exported by the real exporter, and an eval file for it (also inside
-    the artifact as ``eval.json`` when ``embed_eval``)."""
-    from exporters import export_ir
-
-    ir = make_ir(num_users=40, num_items=150, dim=8, seed=seed, string_ids=True)
-    art = root / f"art-{target}"
-    records = float_reference(ir, range(12))
-    extra = {"eval.json": evalfile.encode_eval(records, k=20, item_ids=ir.item_ids,
-                                               user_ids=ir.user_ids)} if embed_eval else None
-    export_ir(ir, art, target, k=20, history_capacity=16, extra_files=extra)
-    ev = evalfile.write_eval(root / f"eval-{target}.json", records, k=20, item_ids=ir.item_ids,
-                             user_ids=ir.user_ids)
-    return art, ev
 
 
 def device_bench(*args: str) -> subprocess.CompletedProcess[str]:

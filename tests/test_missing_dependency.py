@@ -79,7 +79,7 @@ def args_for(tmp: Path, data: Path, ckpt: Path, art: Path) -> dict[tuple[str, ..
 
 @pytest.fixture(scope="module")
 def onnx_art(tmp_path_factory) -> Path:
-    from tests.test_device_bench import make_artifact
+    from tests.factories import make_artifact
 
     return make_artifact(tmp_path_factory.mktemp("art"), "onnx")[0]
 

@@ -10,7 +10,7 @@ import pytest
 import runtime
 from runtime.errors import InvalidArgumentError, UnknownIdError
 from runtime.quant import dequantize_rows
-from tests.test_runtime_build import EXCLUDE_CAPACITY, HISTORY_CAPACITY, K, numpy_artifact, small_ir
+from tests.factories import EXCLUDE_CAPACITY, HISTORY_CAPACITY, K, numpy_artifact, small_ir
 
 
 @pytest.fixture(scope="module")

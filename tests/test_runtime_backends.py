@@ -13,7 +13,7 @@ import pytest
 import runtime
 from runtime.artifact import write_manifest
 from runtime.errors import ArtifactError, InvalidArgumentError
-from tests.test_runtime_build import (
+from tests.factories import (
     EXCLUDE_CAPACITY,
     HISTORY_CAPACITY,
     K,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import runtime
 from runtime.errors import ChecksumError, RuntimeErrorBase
-from tests.test_runtime_build import exported_artifact, numpy_artifact, small_ir
+from tests.factories import exported_artifact, numpy_artifact, small_ir
 
 N_ITEMS = 80  # the TFLite converter quantizes weights of >= 1024 elements only
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import runtime
-from tests.test_runtime_build import exported_artifact, numpy_artifact, small_ir
+from tests.factories import exported_artifact, numpy_artifact, small_ir
 
 THREADS, CALLS = 8, 1000
 

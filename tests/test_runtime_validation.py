@@ -20,7 +20,7 @@ from runtime.errors import (
     RuntimeErrorBase,
     UnknownIdError,
 )
-from tests.test_runtime_build import numpy_artifact, small_ir
+from tests.factories import numpy_artifact, small_ir
 
 
 @pytest.fixture(scope="module")

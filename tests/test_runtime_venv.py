@@ -22,7 +22,7 @@ import pytest
 import runtime
 from device_bench.report import validate_report
 from runtime.errors import BackendUnavailable
-from tests.test_runtime_build import exported_artifact, numpy_artifact, small_ir
+from tests.factories import exported_artifact, numpy_artifact, small_ir
 
 ROOT = Path(__file__).resolve().parents[1]
 USERS, HISTORIES = [0, 3, 7, 11], [[1], [5, 9, 2], list(range(40, 60))]

@@ -86,7 +86,7 @@ def test_one_schema_two_runtimes_same_verdicts(tmp_path):
     need_node()
     from runtime.artifact import default_signatures, validate_manifest
     from runtime.errors import ArtifactError
-    from tests.test_runtime_build import numpy_artifact, small_ir
+    from tests.factories import numpy_artifact, small_ir
 
     art = numpy_artifact(small_ir(num_users=10, num_items=40), tmp_path / "np")
     base_np = json.loads((art / "manifest.json").read_text())
@@ -166,7 +166,7 @@ def artifacts(tmp_path_factory) -> dict[tuple[str, str], Path]:
 
 
 def test_site_refuses_what_it_cannot_serve(tmp_path):
-    from tests.test_runtime_build import numpy_artifact, small_ir
+    from tests.factories import numpy_artifact, small_ir
 
     art = numpy_artifact(small_ir(num_users=10, num_items=40), tmp_path / "np")
     with pytest.raises(WebSiteError, match="no browser interpreter"):
@@ -299,8 +299,7 @@ def test_bench_browser_rows_fold_into_the_bench_report(artifacts):
 
 def test_cli_web_prints_the_download_and_refuses_in_one_line(artifacts, tmp_path):
     need_node()
-    from tests.test_cli import assert_one_line_error, run
-    from tests.test_runtime_build import numpy_artifact, small_ir
+    from tests.factories import assert_one_line_error, numpy_artifact, run, small_ir
 
     out = run("web", str(artifacts[("tflite", "float32")]), "--out", str(tmp_path / "site")).stdout
     info = json.loads((tmp_path / "site" / "site.json").read_text())
