@@ -61,21 +61,26 @@ def _run_child(module: str, args: list[str], out: Path, env: dict[str, str],
         return {"error": f"worker exited with status {proc.returncode}: {tail}"}
 
 
+def timing_options(p: argparse.ArgumentParser, *, requests: int, warmup: int, batch: int) -> None:
+    """The artifacts and the request counts: what every device_bench entry point takes."""
+    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact directories")
+    p.add_argument("--requests", type=int, default=requests, help="timed requests per mode")
+    p.add_argument("--warmup", type=int, default=warmup, help="untimed requests per mode")
+    p.add_argument("--batch", type=int, default=batch, help="batch size for throughput")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampled request inputs")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m device_bench",
         description="Memory, latency and accuracy of edgerec artifacts on this machine.")
-    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact directories")
+    timing_options(p, requests=2000, warmup=50, batch=64)
     p.add_argument("--eval", default=None, metavar="FILE",
                    help="evaluation file (default: each artifact's own eval.json, if any)")
-    p.add_argument("--requests", type=int, default=2000, help="timed requests per mode")
-    p.add_argument("--batch", type=int, default=64, help="batch size for throughput")
     p.add_argument("--threads", type=int, default=1, help="interpreter and BLAS threads")
-    p.add_argument("--warmup", type=int, default=50, help="untimed requests before timing")
     p.add_argument("--backend", default="auto", help="runtime backend (default: auto)")
     p.add_argument("--exact", action="store_true",
                    help="TFLite: the builtin kernels instead of the default XNNPACK delegate")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sampled request inputs")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per target")
     p.add_argument("--out", required=True, metavar="FILE", help="report JSON to write")
     return p

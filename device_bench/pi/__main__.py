@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import runtime
+from device_bench.__main__ import timing_options
 from device_bench.pi import parity
 from device_bench.pi.root import (
     DEFAULT_CACHE,
@@ -54,21 +55,17 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m device_bench.pi",
         description="Run device_bench and a per-query parity probe on an emulated arm64 "
                     "Debian userland (qemu-user) and compare with this x86 machine.")
-    p.add_argument("artifacts", nargs="+", metavar="ARTIFACT", help="artifact directories")
+    timing_options(p, requests=200, warmup=10, batch=16)
     p.add_argument("--out", required=True, metavar="FILE", help="check report JSON to write")
     p.add_argument("--root-cache", default=str(DEFAULT_CACHE), metavar="DIR",
                    help="where the arm64 root and wheels are cached (default: %(default)s)")
     p.add_argument("--x86-report", default=None, metavar="FILE",
                    help="device_bench report of the same artifacts on x86 (default: run it here)")
-    p.add_argument("--requests", type=int, default=200, help="timed requests per mode")
-    p.add_argument("--warmup", type=int, default=10, help="untimed requests per mode")
-    p.add_argument("--batch", type=int, default=16, help="batch size for throughput")
     p.add_argument("--queries", type=int, default=200, help="parity-probe requests per mode")
     p.add_argument("--k", type=int, default=20, help="top-k compared by the probe")
     p.add_argument("--exact", action="store_true",
                    help="TFLite: device_bench and the probe use the builtin kernels (no XNNPACK) on "
                         "both machines: the arithmetic the manifest describes, bit for bit")
-    p.add_argument("--seed", type=int, default=0, help="seed of requests and probe queries")
     p.add_argument("--rtol", type=float, default=1e-4, help="float artifacts: relative score tol")
     p.add_argument("--atol", type=float, default=1e-5, help="float artifacts: absolute score tol")
     p.add_argument("--cpu", default="cortex-a76", choices=sorted(CPUS),
