@@ -188,16 +188,18 @@ def test_a_bad_node_input_is_refused_in_one_line(x, message):
     ("GraphSAGE", (8, 16, 3), dict(out_channels=4, bias=False)),
     ("GraphSAGE", (8, 16, 1), dict(root_weight=False)),
     ("GCN", (8, 16, 2), {}),
-    ("GAT", (12, 16, 2), dict(out_channels=8)),
+    ("GAT", (12, 16, 2), dict(out_channels=8, negative_slope=0.1)),
 ])
 def test_a_state_dict_rebuilds_the_module(name, widths, options):
-    """What ``edgerec import`` does with a safetensors state dict: the same module, same outputs."""
+    """What ``edgerec import`` does with a safetensors state dict (and GAT's slope, which it
+    does not hold): the same module, same outputs."""
     from edgerec.frontend.state_dict import rebuild
 
     torch.manual_seed(0)
     model = _models()[name](*widths, **options)
     kind = {"GraphSAGE": "sage", "GCN": "gcn", "GAT": "gat"}[name]
-    back = rebuild(kind, model.state_dict(), "model.safetensors")
+    back = rebuild(kind, model.state_dict(), "model.safetensors",
+                   negative_slope=options.get("negative_slope"))
     assert type(back) is type(model)
     x, edge_index = torch.randn(10, widths[0]), torch.tensor([[0, 1, 2, 5], [5, 6, 7, 0]])
     np.testing.assert_array_equal(_final(back, x, edge_index), _final(model, x, edge_index))
@@ -216,6 +218,9 @@ def test_a_state_dict_the_mapping_cannot_reproduce_is_refused(name, options, mes
         rebuild(kind, _models()[name](8, 8, 2, **options).state_dict(), "m.safetensors")
     with pytest.raises(FrontendError, match="not a PyG GCN state dict"):
         rebuild("gcn", {"embedding.weight": torch.zeros(3, 2)}, "m.safetensors")
+    with pytest.raises(FrontendError, match="a sage has none"):
+        rebuild("sage", _models()["GraphSAGE"](8, 8, 2).state_dict(), "m.safetensors",
+                negative_slope=0.1)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -47,18 +47,22 @@ def _one_tensor(tensors: dict, path: Path, key: str) -> object:
 @click.option("--model", "kind", type=click.Choice(["lightgcn", "sage", "gcn", "gat"]),
               default="lightgcn", show_default=True,
               help="PyG's LightGCN, or its GraphSAGE / GCN / GAT encoder: rebuilt from the state "
-                   "dict's tensors with PyG's default options (act relu, SAGE mean, GAT slope "
-                   "0.2); a model built otherwise goes through edgerec.from_pyg in Python.")
+                   "dict's tensors with PyG's default options (act relu, SAGE mean; GAT slope: "
+                   "--negative-slope); a model built otherwise goes through edgerec.from_pyg in Python.")
 @click.option("--x", "x_path", type=click.Path(path_type=Path), default=None,
               help="sage/gcn/gat: a safetensors file with the [U + I, c] node input (key 'x'): "
                    "the embedding table or the node features.")
+@click.option("--negative-slope", type=float, default=None,
+              help="gat: the LeakyReLU slope the model was built with (a state dict does not "
+                   "record it). (default: 0.2, GATConv's)")
 @click.option("--data", "data_path", type=click.Path(path_type=Path), default=None,
               help="A LightGCN folder with the same users and items: its ids, and its valid/test "
                    "splits as held-out interactions.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Checkpoint directory.")
 @click.option("--overwrite", is_flag=True)
 def import_cmd(model_path: Path, edge_path: Path, num_users: int, num_items: int, kind: str,
-               x_path: Path | None, data_path: Path | None, out: Path, overwrite: bool) -> None:
+               x_path: Path | None, negative_slope: float | None, data_path: Path | None,
+               out: Path, overwrite: bool) -> None:
     """Import a PyG LightGCN, GraphSAGE, GCN or GAT (users are nodes 0..U-1, items
     U..U+I-1) as a checkpoint."""
     import torch
@@ -74,7 +78,8 @@ def import_cmd(model_path: Path, edge_path: Path, num_users: int, num_items: int
     if (x_path is None) != (kind == "lightgcn"):
         raise EdgerecError("--x is the node input of --model sage/gcn/gat (LightGCN learns its own)"
                            if x_path is not None else f"--model {kind} needs --x (its node input)")
-    model = rebuild(kind, _read_safetensors(model_path, "--pyg-model"), str(model_path))
+    model = rebuild(kind, _read_safetensors(model_path, "--pyg-model"), str(model_path),
+                    negative_slope=negative_slope)
     edge_index = _one_tensor(_read_safetensors(edge_path, "--edge-index"), edge_path, "edge_index")
     x = None if x_path is None else _one_tensor(_read_safetensors(x_path, "--x"), x_path, "x")
     ids = valid = test = None

@@ -2,8 +2,8 @@
 
 A state dict holds the weights, not the constructor's options: the module is rebuilt with the
 options its tensors' names and shapes show (layers, widths, bias, root weight, heads) and PyG's
-defaults for the rest (``act="relu"``, SAGE ``aggr="mean"``, GAT ``negative_slope=0.2``). A
-model built with other options must go through :func:`edgerec.from_pyg` in Python, which checks
+defaults for the rest (``act="relu"``, SAGE ``aggr="mean"``; GAT's ``negative_slope`` is a
+parameter, 0.2 unless given). A model built with other options must go through :func:`edgerec.from_pyg` in Python, which checks
 them on the module itself.
 """
 
@@ -21,14 +21,25 @@ _MODULES = {"sage": "GraphSAGE", "gcn": "GCN", "gat": "GAT"}
 _WEIGHT = {"sage": "lin_l.weight", "gcn": "lin.weight", "gat": "lin.weight"}
 
 
-def rebuild(kind: str, state: dict[str, torch.Tensor], where: str) -> torch.nn.Module:
-    """The PyG ``kind`` module (see :data:`KINDS`) holding ``state``; ``where`` names the file
-    in the one-line refusal of a state dict that is not such a module's."""
+def rebuild(kind: str, state: dict[str, torch.Tensor], where: str, *,
+            negative_slope: float | None = None) -> torch.nn.Module:
+    """The PyG ``kind`` module (see :data:`KINDS`) holding ``state``.
+
+    Args:
+        kind (str): ``"lightgcn"``, ``"sage"``, ``"gcn"`` or ``"gat"``.
+        state (dict): the state dict.
+        where (str): the file it came from, named in the one-line refusal of a state dict that
+            is not such a module's.
+        negative_slope (float, optional): gat: the LeakyReLU slope the model was built with,
+            which a state dict does not record. (default: :obj:`None`, GATConv's 0.2)
+    """
+    if negative_slope is not None and kind != "gat":
+        raise FrontendError(f"negative_slope is GAT's attention slope; a {kind} has none")
     if kind == "lightgcn":
         return _lightgcn(state, where)
     if kind not in _MODULES:
         raise FrontendError(f"unknown model kind {kind!r}; choose one of {', '.join(KINDS)}")
-    return _basic_gnn(kind, state, where)
+    return _basic_gnn(kind, state, where, negative_slope)
 
 
 def _lightgcn(state: dict[str, torch.Tensor], where: str) -> torch.nn.Module:
@@ -43,7 +54,8 @@ def _lightgcn(state: dict[str, torch.Tensor], where: str) -> torch.nn.Module:
     return model
 
 
-def _basic_gnn(kind: str, state: dict[str, torch.Tensor], where: str) -> torch.nn.Module:
+def _basic_gnn(kind: str, state: dict[str, torch.Tensor], where: str,
+               negative_slope: float | None) -> torch.nn.Module:
     from torch_geometric.nn import models
 
     name = _MODULES[kind]
@@ -69,6 +81,8 @@ def _basic_gnn(kind: str, state: dict[str, torch.Tensor], where: str) -> torch.n
                                 "not supported")
         options.update(edge_dim=_width(state, "convs.0.lin_edge.weight"),
                        residual="convs.0.res.weight" in state)
+        if negative_slope is not None:
+            options["negative_slope"] = negative_slope
     model = getattr(models, name)(c, hidden if layers > 1 else out, layers, **options)
     _load(model, state, where, name)
     return model
