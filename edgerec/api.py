@@ -380,9 +380,9 @@ def export(compiled: Compiled | IR | Checkpoint | PathLike, out: PathLike, *,
                       metrics=ir.metrics, overwrite=True)
             log(f"{t}: " + ("written (the reference format itself)" if t == "numpy"
                             else "verified against the numpy reference"))
-            if note and t != "tflite":
+            if note and t == "numpy":
                 log(f"{t}: note: {note} 4-bit values in int8 storage "
-                    "(only the TFLite file packs them two a byte)")
+                    "(the TFLite and ONNX files pack them two a byte)")
     return out
 
 

@@ -2,8 +2,8 @@
 from them at import time; ``edgerec.passes.quantize`` implements them).
 
 ``int4-item``: the scoring matmul's item table in int4, the gathered tables in int8; ``int4``:
-every table in int4. The TFLite exporter packs int4 tables two values a byte; ONNX and numpy
-keep the same integers in int8 (docs/compression.md).
+every table in int4. The TFLite and ONNX exporters pack int4 tables two values a byte; the
+numpy target keeps the same integers in int8 (docs/compression.md).
 """
 
 SCHEMES = ("int8", "int4-item", "int4", "float16", "none")

@@ -16,8 +16,7 @@ import numpy as np
 from edgerec.ir import IR
 from exporters import parity
 from exporters.target import Built, Runner, Target
-
-WEIGHTS = {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}
+from exporters.weights import BY_DTYPE
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -59,7 +58,7 @@ def build_target(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int
     """The tables of ``ir`` as ``.npy`` files; ``k`` and the capacities live in the manifest."""
     del k, history_capacity, exclude_capacity
     files, block = tables(ir)
-    return Built(files=files, weights=WEIGHTS[ir.tables["item"].dtype], activations="float",
+    return Built(files=files, weights=BY_DTYPE[ir.tables["item"].dtype], activations="float",
                  runner=runner, tables=block)
 
 

@@ -6,6 +6,17 @@ then ``(float(acc) * u_scale + mask) * item_scale`` -- the order ``runtime/quant
 (``dynamic-uint8-asymmetric``). float16 tables are stored as float16 and Cast to float32 (ONNX
 Runtime folds the Cast of an initializer once, at session creation).
 
+int4 tables (``int4-item``: the item table; ``int4``: every table) are INT4 initializers (opset
+21), two values a byte, Cast to float32 (exact: the values are small integers) and folded once
+at session creation like float16. The item table then feeds a float MatMul whose per-row scale
+is applied after the mask, as for int8, so the numpy reference is ``(q @ u) * scale`` in float
+(``activations`` "float") and the exported model matches it up to float summation order: the
+parity check applies the float targets' rule (top-k agreement, near-ties may swap), and the
+manifest's parity report says so (``check``). Not DequantizeLinear: ONNX Runtime fuses
+DequantizeLinear + MatMul into MatMulNBits, whose arithmetic is neither exact nor reproducible
+(docs/compression.md); with the DequantizeLinear on the other MatMul input it stays unfused but
+dequantizes the whole table on every call.
+
 sage / gcn / gat history programs and the MLP head follow the TFLite graphs op for op (dense
 weights float32; ``mlp_item`` int8 is Cast + Mul by its row scale); see docs/export_notes.md.
 """
@@ -19,8 +30,12 @@ import numpy as np
 from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
 from exporters.target import Built, Runner, Target
+from exporters.weights import INT4, INT4_ITEM, pack_int4, weights_kind
 
 OPSET = 17
+OPSET_INT4 = 21  # INT4 tensors and their Cast
+IR_VERSION = {OPSET: 8, OPSET_INT4: 10}  # the ONNX IR version each opset needs
+NEAR_TIE = "agreement, float near-ties"  # the parity rule of a float MatMul over integer weights
 MASK = np.float32(-1e9)
 
 
@@ -42,12 +57,22 @@ class _Graph:
         self.nodes: list = []
         self.inits: list = []
         self._n = 0
+        self.opset = OPSET
 
     def const(self, name: str, value: np.ndarray) -> str:
         from onnx import numpy_helper
 
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
+
+    def int4(self, name: str, values: np.ndarray) -> str:
+        """``values`` (integers in [-8, 7]) as an INT4 initializer Cast to float32 (exact)."""
+        from onnx import TensorProto, helper
+
+        self.inits.append(helper.make_tensor(name, TensorProto.INT4, values.shape,
+                                             pack_int4(values), raw=True))
+        self.opset = OPSET_INT4
+        return self.one("Cast", [name], to=1)
 
     def op(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs: object) -> list[str]:
         from onnx import helper
@@ -64,9 +89,13 @@ class _Graph:
 
 def _gather_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     if table.dtype == "int8":
-        q = g.const(f"{name}_q", _padded(table.values))
-        s = g.const(f"{name}_scale", _padded(table.scale.astype(np.float32)))
-        rows = g.one("Cast", [g.one("Gather", [q, idx], axis=0)], to=1)
+        if table.bits == 4:  # Gather reads no INT4: the folded float32 table is gathered
+            s = g.const(f"{name}_scale", _padded(table.scale.astype(np.float32)))
+            rows = g.one("Gather", [g.int4(f"{name}_q4", _padded(table.values)), idx], axis=0)
+        else:
+            q = g.const(f"{name}_q", _padded(table.values))
+            s = g.const(f"{name}_scale", _padded(table.scale.astype(np.float32)))
+            rows = g.one("Cast", [g.one("Gather", [q, idx], axis=0)], to=1)
         scale = g.one("Unsqueeze", [g.one("Gather", [s, idx], axis=0), g.const(f"{name}_ax1", np.array([1], np.int64))])
         return g.one("Mul", [rows, scale])
     values = g.const(f"{name}_values", _padded(table.values))
@@ -150,7 +179,7 @@ def _score(g: _Graph, ir: IR, u: str, exclude: str, k: int) -> tuple[str, str]:
         return _mask_topk(g, ir, _mlp_scores(g, ir, u), exclude, k, float(MASK))
     item = ir.tables["item"]
     n = ir.num_items
-    if item.dtype == "int8":
+    if item.dtype == "int8" and item.bits != 4:
         # uint8 weights with zero point 128 (= the IR's int8 + 128, exact): ONNX Runtime's
         # U8S8 kernel on AVX2 without VNNI sums pairs of u8*s8 products in saturating int16.
         w = g.const("item_u8_t", np.ascontiguousarray((item.values.T.astype(np.int16) + 128).astype(np.uint8)))
@@ -158,6 +187,9 @@ def _score(g: _Graph, ir: IR, u: str, exclude: str, k: int) -> tuple[str, str]:
         uq, us, uzp = g.op("DynamicQuantizeLinear", [u], n_out=3)
         acc = g.one("MatMulInteger", [uq, w, uzp, wzp])
         s = g.one("Mul", [g.one("Cast", [acc], to=1), us])
+        mask_value = max(MASK / np.float32(item.scale.min()), np.float32(-3e38))
+    elif item.bits == 4:
+        s = g.one("MatMul", [u, g.int4("item_q4_t", np.ascontiguousarray(item.values.T))])
         mask_value = max(MASK / np.float32(item.scale.min()), np.float32(-3e38))
     else:
         w = g.const("item_t", np.ascontiguousarray(item.values.T))
@@ -186,9 +218,9 @@ def _model(g: _Graph, name: str, inputs: dict[str, int], k: int) -> bytes:
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [k]),
          helper.make_tensor_value_info("items", TensorProto.INT32, [k])],
         initializer=g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", g.opset)],
                               producer_name="edgerec")
-    model.ir_version = 8
+    model.ir_version = IR_VERSION[g.opset]
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as e:
@@ -202,10 +234,7 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         import onnx  # noqa: F401
     except ImportError as e:  # pragma: no cover
         raise ExportError("the onnx target needs onnx (pip install edgerec[compiler])") from e
-    dtypes = {ir.tables[n].dtype for n in ir.serving_tables()}
-    if len(dtypes) != 1:
-        raise ExportError(f"tables of mixed dtypes {sorted(dtypes)} are not supported")
-    dtype = dtypes.pop()
+    weights = weights_kind(ir)
     from exporters.parity import input_names
 
     files: dict[str, bytes] = {}
@@ -236,9 +265,9 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         files["history.onnx"] = _model(g, "history", {a: history_capacity, b: 1}, k)
     return OnnxModels(
         files=files,
-        activations="dynamic-uint8-asymmetric" if dtype == "int8" and ir.scorer.get("kind") != "mlp"
-        else "float",
-        weights={"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[dtype])
+        activations="dynamic-uint8-asymmetric" if weights == "int8-per-row"
+        and ir.scorer.get("kind") != "mlp" else "float",
+        weights=weights)
 
 
 def runner(files: dict[str, bytes]) -> Runner:
@@ -261,8 +290,9 @@ def runner(files: dict[str, bytes]) -> Runner:
 def build_target(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> Built:
     """The ONNX files of ``ir``; the parity check runs them in ONNX Runtime (CPU, one thread)."""
     models = build(ir, k=k, history_capacity=history_capacity, exclude_capacity=exclude_capacity)
+    near_tie = models.activations == "float" and models.weights in (INT4, INT4_ITEM)
     return Built(files=models.files, weights=models.weights, activations=models.activations,
-                 runner=lambda root: runner(models.files))
+                 runner=lambda root: runner(models.files), check=NEAR_TIE if near_tie else None)
 
 
 TARGET = Target(name="onnx", toolkit=("onnx", "onnxruntime"), build=build_target)

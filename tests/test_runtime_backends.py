@@ -204,7 +204,8 @@ def test_repacked_weights_leave_the_resident_set(scheme, tmp_path):
     load: the range found is the item table's integers, its pages leave the process's page
     tables, nothing reads them back over requests, and the answers are those of a load that
     keeps them."""
-    from exporters.tflite.layout import item_rows, pack_int4
+    from exporters.tflite.layout import item_rows
+    from exporters.weights import pack_int4
     from runtime.backends import _repacked
 
     if not Path("/proc/self/pagemap").exists():

@@ -88,7 +88,7 @@ def compile_cmd(checkpoint: Path, out: Path, overwrite: bool, as_json: bool, qua
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--quantize", type=click.Choice(FORMATS), default="int8", show_default=True,
               help="int4-item: the item table (the scoring matmul) in int4, packed in the TFLite "
-                   "file; the gathered tables int8. int4: every table in int4 (smallest file).")
+                   "and ONNX files; the gathered tables int8. int4: every table in int4 (smallest file).")
 @click.option("--k", default=50, show_default=True, help="Top-k the model returns.")
 @click.option("--history-capacity", default=50, show_default=True, type=click.IntRange(1, 10_000),
               help="Most recent history items the history signature reads.")

@@ -15,7 +15,8 @@ from exporters.target import Built, Target
 from exporters.tflite.check import TFLiteModel, runner
 from exporters.tflite.convert import convert
 from exporters.tflite.flatbuffer import list_ops
-from exporters.tflite.layout import BLOCK, pack_int4, padded_scores, unpack_int4, uses_block_top_k
+from exporters.tflite.layout import BLOCK, padded_scores, uses_block_top_k
+from exporters.weights import pack_int4, unpack_int4
 
 __all__ = ["BLOCK", "TARGET", "TFLiteModel", "convert", "list_ops", "pack_int4", "padded_scores",
            "runner", "unpack_int4", "uses_block_top_k"]

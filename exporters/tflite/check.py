@@ -17,15 +17,8 @@ from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
 from exporters.target import Runner
 from exporters.tflite.flatbuffer import list_ops, op_name
-from exporters.tflite.layout import (
-    GATHERED,
-    INT4,
-    INT4_WEIGHTS,
-    INTEGER_WEIGHTS,
-    item_rows,
-    stored_rows,
-    unpack_int4,
-)
+from exporters.tflite.layout import INTEGER_WEIGHTS, item_rows, stored_rows
+from exporters.weights import GATHERED, INT4, INT4_WEIGHTS, unpack_int4
 
 
 @dataclass

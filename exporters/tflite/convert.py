@@ -13,7 +13,8 @@ from edgerec.ir import IR
 from exporters.tflite.check import TFLiteModel, check_model
 from exporters.tflite.flatbuffer import rename_signature, store_int4
 from exporters.tflite.graph import build_module
-from exporters.tflite.layout import INT4_WEIGHTS, INTEGER_WEIGHTS, weights_kind
+from exporters.tflite.layout import INTEGER_WEIGHTS
+from exporters.weights import INT4_WEIGHTS, weights_kind
 
 
 @contextlib.contextmanager

@@ -9,7 +9,8 @@ import numpy as np
 
 from edgerec.errors import ExportError
 from edgerec.ir import IR
-from exporters.tflite.layout import GATHERED, INT4, item_rows, pack_int4, stored_rows
+from exporters.tflite.layout import item_rows, stored_rows
+from exporters.weights import GATHERED, INT4, pack_int4
 
 
 def op_name(model: Any, code_index: int, schema: Any) -> str:

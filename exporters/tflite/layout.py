@@ -26,15 +26,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
+from exporters.weights import INT4_WEIGHTS
 
 MASK = np.float32(-1e9)
-INT4_ITEM = "int8-per-row+int4-item"  # the item matmul's weights in int4, gathered tables int8
-INT4 = "int4-per-row"  # every table in int4: the matmul's weights and the gathered tables
-INT4_WEIGHTS = (INT4_ITEM, INT4)  # the item matmul stored as an INT4 tensor
 INTEGER_WEIGHTS = ("int8-per-row", *INT4_WEIGHTS)  # the converter's dynamic-range quantization
-GATHERED = ("user", "history_item")  # the row-gathered tables a dot-scorer model stores whole
 BLOCK = 64  # scores per block of the two-stage top-k; the item table is padded to a multiple
 BLOCKS_PER_K = 4  # the two-stage top-k is used from k * BLOCKS_PER_K blocks up
 
@@ -70,49 +66,3 @@ def item_rows(ir: IR) -> np.ndarray:
     a = ir.tables["item"].values
     rows = padded_scores(ir.num_items)
     return np.concatenate([a, np.zeros((rows - a.shape[0], *a.shape[1:]), a.dtype)])
-
-
-def weights_kind(ir: IR) -> str:
-    kinds = {ir.tables[n].dtype for n in ir.serving_tables()}
-    if len(kinds) != 1:
-        raise ExportError(f"tables of mixed dtypes {sorted(kinds)} are not supported; "
-                          "quantize all serving tables with one scheme")
-    kind = {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}[kinds.pop()]
-    if kind != "int8-per-row":
-        return kind
-    bits = {n: ir.tables[n].bits for n in ir.serving_tables()}
-    if ir.scorer.get("kind") == "mlp":
-        if 4 in bits.values():
-            raise ExportError("int4 tables are exported for the dot scorer only; this model scores "
-                              "with an MLP head (quantize it with int8)")
-        return kind
-    gathered = [bits[n] == 4 for n in GATHERED if n in bits]
-    if bits["item"] == 4 and all(gathered):
-        return INT4
-    if bits["item"] == 4 and not any(gathered):
-        return INT4_ITEM
-    if 4 in bits.values():
-        raise ExportError(f"tables of mixed widths {bits}: TFLite stores int4 for the item table "
-                          "alone (int4-item) or for every table (int4)")
-    return kind
-
-
-def pack_int4(q: np.ndarray) -> bytes:
-    """Values in [-8, 7], flattened row-major, two a byte, the first in the low nibble (the
-    layout TFLite's INT4 tensors use; the parity check would catch any other)."""
-    flat = np.asarray(q).ravel()
-    if flat.size and (flat.min() < -8 or flat.max() > 7):
-        raise ExportError(f"int4 values must lie in [-8, 7], got [{flat.min()}, {flat.max()}]")
-    flat = flat.astype(np.int8)
-    if flat.size % 2:
-        flat = np.concatenate([flat, np.zeros(1, np.int8)])
-    nib = (flat.astype(np.uint8) & 0x0F)
-    return (nib[0::2] | (nib[1::2] << 4)).astype(np.uint8).tobytes()
-
-
-def unpack_int4(data: bytes, count: int) -> np.ndarray:
-    """The ``count`` signed values of a packed INT4 buffer (low nibble first), as int8."""
-    raw = np.frombuffer(data, np.uint8)
-    nib = np.empty(raw.size * 2, np.int16)
-    nib[0::2], nib[1::2] = raw & 0x0F, raw >> 4
-    return np.where(nib > 7, nib - 16, nib)[:count].astype(np.int8)
