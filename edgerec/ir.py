@@ -23,33 +23,29 @@ import numpy as np
 from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import IRError
 from edgerec.versioned_json import read_header, read_id_list
-from runtime.artifact import is_finite_number, is_int, sha256_file
+
+# The names the IR shares with the artifact (modes, tables and their shapes, the programs'
+# tables) are the artifact contract's, defined once in the runtime (the leaf every layer imports).
+from runtime.artifact import (
+    HISTORY_TABLES,
+    MODES,
+    SCORER_TABLES,
+    TABLE_SHAPES,
+    TABLES,
+    is_finite_number,
+    is_int,
+    sha256_file,
+)
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
-TABLE_NAMES = ("item", "user", "history_item", "user_base",
-               # nonlinear encoders' history programs (docs/architecture.md, "GNN encoders")
-               "user_default", "user_self", "user_logit", "history_logit", "history_bias",
-               # the MLP scoring head
-               "mlp_item", "mlp_w1_user", "mlp_b1", "mlp_w2", "mlp_b2")
-MODES = ("lookup", "history")
-# Shape of each table: "U" users, "I" items, "d" embedding width, "h" MLP hidden width, or a number.
-TABLE_SHAPES: dict[str, tuple[str | int, str | int]] = {
-    "item": ("I", "d"), "user": ("U", "d"), "history_item": ("I", "d"), "user_base": ("U", "d"),
-    "user_default": (1, "d"), "user_self": ("U", "d"), "user_logit": ("U", 2),
-    "history_logit": ("I", 1), "history_bias": (1, "d"),
-    "mlp_item": ("I", "h"), "mlp_w1_user": ("d", "h"), "mlp_b1": (1, "h"), "mlp_w2": ("h", 1),
-    "mlp_b2": (1, 1),
-}
 # The history program of each encoder kind: (aggregation, norm) and the tables it needs.
+_PROGRAMS = {"lightgcn": ("sum", "rsqrt_len"), "sage": ("mean", "inv_len"),
+             "gcn": ("sum", "rsqrt_len_plus_one"), "gat": ("attention", "softmax")}
 HISTORY_SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "lightgcn": ("sum", "rsqrt_len", ("history_item",)),
-    "sage": ("mean", "inv_len", ("history_item", "user_default")),
-    "gcn": ("sum", "rsqrt_len_plus_one", ("history_item", "user_default")),
-    "gat": ("attention", "softmax", ("history_item", "history_logit", "history_bias")),
-}
-MLP_TABLES = ("mlp_item", "mlp_w1_user", "mlp_b1", "mlp_w2", "mlp_b2")
-SCORERS = ("dot", "mlp")
+    kind: (*_PROGRAMS[kind], tables) for kind, tables in HISTORY_TABLES.items()}
+MLP_TABLES = SCORER_TABLES["mlp"]
+SCORERS = tuple(SCORER_TABLES)
 _DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.int8}
 
 
@@ -172,7 +168,7 @@ class IR:
         h = self.tables["mlp_b1"].shape[1] if "mlp_b1" in self.tables and self.tables["mlp_b1"].values.ndim == 2 else -1
         sizes: dict[str | int, int] = {"U": self.num_users, "I": self.num_items, "d": dim, "h": h}
         for name, t in self.tables.items():
-            if name not in TABLE_NAMES:
+            if name not in TABLES:
                 raise IRError(f"unknown table {name!r}")
             expected = tuple(sizes.get(x, x) for x in TABLE_SHAPES[name])
             rows = expected[0]
@@ -388,7 +384,7 @@ def _check_passes(meta_file: Path, passes: Any) -> None:
 def _check_table_entry(meta_file: Path, name: str, e: Any) -> None:
     """One entry of ``tables``: where the arrays are, their hashes, dtype, shape and bits."""
     where = f"{meta_file}: table {name!r}"
-    if name not in TABLE_NAMES:
+    if name not in TABLES:
         raise IRError(f"{meta_file}: unknown table {name!r}")
     if not isinstance(e, dict):
         raise IRError(f"{where} must be an object, got {type(e).__name__}")

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import ExportError
-from edgerec.ir import IR, MLP_TABLES, SCORERS
+from edgerec.ir import IR
 from exporters import parity
 from exporters.registry import REGISTRY, TARGETS
 from runtime import artifact
@@ -62,8 +62,8 @@ def _check_args(ir: IR, target: str, k: int, history_capacity: int,
     if target not in REGISTRY:
         raise ExportError(f"unknown target {target!r}; choose one of {list(REGISTRY)}")
     scorer = dict(ir.scorer).get("kind")
-    missing = [n for n in MLP_TABLES if n not in ir.tables]
-    if scorer not in SCORERS or (scorer == "mlp" and missing):
+    missing = [n for n in artifact.SCORER_TABLES["mlp"] if n not in ir.tables]
+    if scorer not in artifact.SCORER_TABLES or (scorer == "mlp" and missing):
         raise ExportError(f"the exporters build dot-product scorers and complete MLP heads; this IR "
                           f"has scorer {scorer!r}" + (f" without the tables {missing}" if missing else ""))
     try:

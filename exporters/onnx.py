@@ -31,12 +31,12 @@ from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
 from exporters.target import Built, Runner, Target
 from exporters.weights import INT4, INT4_ITEM, pack_int4, weights_kind
+from runtime.artifact import MASK
 
 OPSET = 17
 OPSET_INT4 = 21  # INT4 tensors and their Cast
 IR_VERSION = {OPSET: 8, OPSET_INT4: 10}  # the ONNX IR version each opset needs
 NEAR_TIE = "agreement, float near-ties"  # the parity rule of a float MatMul over integer weights
-MASK = np.float32(-1e9)
 
 
 @dataclass

@@ -102,7 +102,7 @@ def reference_topk(ir: IR, mode: str, feeds: dict[str, np.ndarray], k: int,
     ex = exclude[exclude < ir.num_items]
     scores[ex] = -np.inf
     top = np.argsort(-scores, kind="stable")[:k]
-    return top[scores[top] > -1e8].astype(np.int32), scores
+    return top[scores[top] > artifact.MASKED_SCORE].astype(np.int32), scores
 
 
 def _overlap(got: np.ndarray, ref: np.ndarray) -> float:
@@ -120,7 +120,7 @@ def compare(ir: IR, run: Runner,
     for mode, feeds in queries:
         out = run(mode, feeds)
         items, scores = np.asarray(out["items"]), np.asarray(out["scores"])
-        valid = scores > -1e8
+        valid = scores > artifact.MASKED_SCORE
         got = items[valid]
         m = per_mode.setdefault(mode, {"agree": [], "exact": [], "err": [], "rel": [], "float": []})
         ref, ref_scores = reference_topk(ir, mode, feeds, k, activations)

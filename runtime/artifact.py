@@ -47,6 +47,9 @@ SCORER_TABLES = {"dot": ("item",), "mlp": ("mlp_item", "mlp_w1_user", "mlp_b1", 
 HISTORY_TABLES = {"lightgcn": ("history_item",), "sage": ("history_item", "user_default"),
                   "gcn": ("history_item", "user_default"),
                   "gat": ("history_item", "history_logit", "history_bias")}
+MASK = np.float32(-1e9)
+"""What the models add to an excluded item's score (before an int8 row scale: divided by the
+smallest scale, so the product stays at or below it)."""
 MASKED_SCORE = -1e8
 """Scores at or below this are masked items; the runtime never returns them."""
 

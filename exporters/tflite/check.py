@@ -19,6 +19,7 @@ from exporters.target import Runner
 from exporters.tflite.flatbuffer import list_ops, op_name
 from exporters.tflite.layout import INTEGER_WEIGHTS, item_rows, stored_rows
 from exporters.weights import GATHERED, INT4, INT4_WEIGHTS, unpack_int4
+from runtime.artifact import MASKED_SCORE
 
 
 @dataclass
@@ -181,7 +182,7 @@ def _int4_input_scheme(data: bytes, ir: IR) -> str:
     for u, vector in zip(probes, Table(user.values[probes], user.scale[probes]).dequantize(),
                          strict=True):
         out = run(**{a: np.array([u], np.int32), b: exclude})
-        ok = out["scores"] > -1e8
+        ok = out["scores"] > MASKED_SCORE
         for scheme in schemes:
             want = quant.score_items(vector, item.values, item.scale, scheme)
             errors[scheme] = max(errors[scheme], float(np.abs(

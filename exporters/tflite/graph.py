@@ -17,13 +17,13 @@ import numpy as np
 from edgerec.ir import IR, Table
 from exporters.tflite.layout import (
     BLOCK,
-    MASK,
     item_rows,
     padded,
     padded_scores,
     stored_rows,
     uses_block_top_k,
 )
+from runtime.artifact import MASK
 
 LOWEST = np.finfo(np.float32).min  # a floored top-k candidate: never selected (see block_top_k)
 

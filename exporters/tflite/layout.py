@@ -29,7 +29,6 @@ import numpy as np
 from edgerec.ir import IR, Table
 from exporters.weights import INT4_WEIGHTS
 
-MASK = np.float32(-1e9)
 INTEGER_WEIGHTS = ("int8-per-row", *INT4_WEIGHTS)  # the converter's dynamic-range quantization
 BLOCK = 64  # scores per block of the two-stage top-k; the item table is padded to a multiple
 BLOCKS_PER_K = 4  # the two-stage top-k is used from k * BLOCKS_PER_K blocks up

@@ -19,11 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from runtime.artifact import Artifact, program
+from runtime.artifact import MASK, Artifact, program
 from runtime.errors import ArtifactError, InvalidArgumentError
 from runtime.quant import ACTIVATIONS, dequantize_rows, score_items
 
-MASK = np.float32(-1e9)
 Tab = tuple[np.ndarray, "np.ndarray | None"]  # (values, per-row scale or None)
 
 
