@@ -417,6 +417,12 @@ def test_onnx_int4_tables_are_packed_and_answer_as_the_reference(tmp_path: Path,
         hist = list(ref.artifact.item_ids[start:start + 5])
         assert [i for i, _ in got.recommend_from_history(hist, K)] == \
             [i for i, _ in ref.recommend_from_history(hist, K)]
+    # the runtime's model check knows the layout: the int4 files under an int8 manifest are refused
+    forged = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    forged["quantization"] = {"weights": "int8-per-row", "activations": "dynamic-uint8-asymmetric"}
+    artifact.write_manifest(tmp_path / "a", forged)
+    with pytest.raises(runtime.ArtifactError, match="not the one this manifest describes"):
+        runtime.load(tmp_path / "a")
 
 
 def test_tflite_refuses_mixed_int4_widths(tmp_path: Path) -> None:

@@ -36,9 +36,11 @@ from runtime.errors import ArtifactError
 TFLITE_TYPES = {"float32": ("float32", "float32"), "float16": ("float16", "float16"),
                 "int8-per-row": ("int8", "int8"), "int8-per-row+int4-item": ("int4", "int8"),
                 "int4-per-row": ("int4", "int4")}
-# ONNX keeps int8 tables (the item table as uint8 for MatMulInteger)
+# ONNX keeps int8 tables (the item table as uint8 for MatMulInteger); int4 tables are INT4
+# initializers Cast to float
 ONNX_TYPES = {"float32": ("float32", "float32"), "float16": ("float16", "float16"),
-              "int8-per-row": ("uint8", "int8")}
+              "int8-per-row": ("uint8", "int8"), "int8-per-row+int4-item": ("int4", "int8"),
+              "int4-per-row": ("int4", "int4")}
 GATHER = 36
 # The TFLite converter quantizes only constants of at least this many elements; below it, an
 # integer scheme's values stay float32 constants holding the same integers (exact).
