@@ -33,6 +33,7 @@ __all__ = [
     "eval_sample",
     "evaluate",
     "export",
+    "from_embeddings",
     "from_pyg",
     "inspect",
     "load_checkpoint",
@@ -45,8 +46,8 @@ __all__ = [
 def __getattr__(name: str) -> object:
     # the frontends import numpy (and torch when called): loaded on first use, so that
     # ``import edgerec`` (and ``edgerec --help``) stays light
-    if name == "from_pyg":
-        from edgerec.frontend import from_pyg
+    if name in ("from_pyg", "from_embeddings"):
+        import edgerec.frontend
 
-        return from_pyg
+        return getattr(edgerec.frontend, name)
     raise AttributeError(f"module 'edgerec' has no attribute {name!r}")

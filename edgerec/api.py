@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from edgerec.checkpoint import Checkpoint
     from edgerec.data import Interactions
     from edgerec.ir import IR, PassReport
+    from edgerec.lowering.embeddings import Embeddings
 
 PathLike = str | os.PathLike[str]
 Log = Callable[[str], None]
@@ -215,7 +216,7 @@ def evaluate(checkpoint: Checkpoint | PathLike, *, split: str = "test",
     return evaluate_checkpoint_model(ckpt.model, interactions, split, tuple(sorted(ks)))
 
 
-def compile(source: Checkpoint | PathLike, *, modes: Sequence[str] = ("lookup", "history"),
+def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] = ("lookup", "history"),
             dims: int | str | None = "auto", energy: float | None = None,
             prune_method: str = "svd", quantize: str = "int8",
             data: Interactions | PathLike | None = None, max_recall_drop: float = 0.02,
@@ -230,11 +231,14 @@ def compile(source: Checkpoint | PathLike, *, modes: Sequence[str] = ("lookup", 
     :math:`R_{\text{compiled}} \ge (1 - \text{max\_recall\_drop})\, R_{\text{float}}`.
 
     Args:
-        source (Checkpoint or PathLike): a checkpoint (from :func:`train`, :func:`from_pyg` or
-            :func:`load_checkpoint`), or the path of a checkpoint directory. An IR directory is
-            loaded as it was compiled (then every other argument must keep its default).
+        source (Checkpoint, Embeddings or PathLike): a checkpoint (from :func:`train`,
+            :func:`from_pyg` or :func:`load_checkpoint`), final tables from
+            :func:`from_embeddings` (compiled in row blocks: tables larger than RAM stay
+            mapped), or the path of a checkpoint directory. An IR directory is loaded as it was
+            compiled (then every other argument must keep its default).
         modes (sequence of str, optional): serving modes, a subset of ``("lookup",
-            "history")``. (default: both)
+            "history")``. (default: both; for :func:`from_embeddings` tables, the modes they
+            allow)
         dims (int, str or None, optional): the width after pruning: a number, ``"auto"`` (the
             smallest width the guard accepts), or :obj:`None` to keep the full width.
             (default: ``"auto"``)
@@ -267,7 +271,8 @@ def compile(source: Checkpoint | PathLike, *, modes: Sequence[str] = ("lookup", 
         log (callable, optional): receives one line per step. (default: silent)
     """
     from edgerec.checkpoint import Checkpoint
-    from edgerec.pipeline import CompileOptions, compile_checkpoint
+    from edgerec.lowering.embeddings import Embeddings
+    from edgerec.pipeline import CompileOptions, compile_checkpoint, compile_embeddings
 
     if quantize not in FORMATS:
         raise EdgerecError(f"unknown number format {quantize!r}; choose one of {', '.join(FORMATS)}")
@@ -278,12 +283,22 @@ def compile(source: Checkpoint | PathLike, *, modes: Sequence[str] = ("lookup", 
         if not path.exists():
             raise EdgerecError(f"{path}: no such checkpoint or IR directory")
         source = load_checkpoint(path)
-    if not isinstance(source, Checkpoint):
-        raise EdgerecError(f"compile() takes a Checkpoint or a path, not {type(source).__name__}")
+    if not isinstance(source, Checkpoint | Embeddings):
+        raise EdgerecError("compile() takes a Checkpoint, what from_embeddings returns, or a path, "
+                           f"not {type(source).__name__}")
+    width = source.dim if isinstance(source, Embeddings) else int(source.config["dim"])
     if isinstance(dims, str) and dims != "auto":
         raise EdgerecError(f"dims must be a number, 'auto' or None, not {dims!r}")
-    if isinstance(dims, int) and not 1 <= dims <= int(source.config["dim"]):
-        raise EdgerecError(f"dims must be between 1 and {source.config['dim']}, not {dims}")
+    if isinstance(dims, int) and not 1 <= dims <= width:
+        raise EdgerecError(f"dims must be between 1 and {width}, not {dims}")
+    if isinstance(source, Embeddings):
+        if data is not None:
+            raise EdgerecError("data applies to a checkpoint; give from_embeddings its "
+                               "interactions and valid pairs instead")
+        if tuple(modes) == _COMPILE_DEFAULTS["modes"]:
+            modes = source.modes
+        elif not set(modes) <= set(source.modes):
+            raise EdgerecError("history mode needs from_embeddings(history_item=...)")
     interactions = load_data(data) if isinstance(data, str | os.PathLike) else data
     options = CompileOptions(
         modes=tuple(modes), dims=None if energy is not None and dims == "auto" else dims,
@@ -291,6 +306,9 @@ def compile(source: Checkpoint | PathLike, *, modes: Sequence[str] = ("lookup", 
         max_recall_drop=max_recall_drop, min_agreement=min_agreement, force=force,
         min_item_count=min_item_count, head_keep=head_keep, channel_keep=channel_keep,
         finetune_epochs=finetune_epochs, new_user=new_user, distill_epochs=distill_epochs)
+    if isinstance(source, Embeddings):
+        result = compile_embeddings(source, options, log or _silent)
+        return Compiled(result.ir, result.reports, result.search)
     result = compile_checkpoint(source, options, interactions, log or _silent)
     return Compiled(result.ir, result.reports, result.search, source, interactions)
 
@@ -315,7 +333,7 @@ def _load_ir_source(path: Path, given: dict[str, Any]) -> Compiled:
     return Compiled(load_ir(path))
 
 
-def export(compiled: Compiled | IR | Checkpoint | PathLike, out: PathLike, *,
+def export(compiled: Compiled | IR | Checkpoint | Embeddings | PathLike, out: PathLike, *,
            target: str = "tflite", k: int = 50, history_capacity: int = 50,
            with_eval: bool = False, eval_users: int = 500, overwrite: bool = False,
            log: Log | None = None, **compile_options: Any) -> Path:
@@ -323,8 +341,9 @@ def export(compiled: Compiled | IR | Checkpoint | PathLike, out: PathLike, *,
     compared with the numpy reference before anything is written.
 
     Args:
-        compiled (Compiled, IR, Checkpoint or PathLike): what to export; a checkpoint (or its
-            path) is compiled first with ``compile_options`` (see :func:`compile`).
+        compiled (Compiled, IR, Checkpoint, Embeddings or PathLike): what to export; a
+            checkpoint (or its path) or :func:`from_embeddings` tables are compiled first with
+            ``compile_options`` (see :func:`compile`).
         out (PathLike): the artifact directory; with ``target="all"``, ``out/tflite`` and
             ``out/onnx``.
         target (str, optional): ``"tflite"``, ``"onnx"``, ``"numpy"`` (the reference backend's

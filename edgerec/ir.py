@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgerec.atomic_dir import atomic_directory
+from edgerec.blocks import first_non_finite, row_blocks, save_npy
 from edgerec.errors import IRError
 from edgerec.versioned_json import read_header, read_id_list
 
@@ -83,6 +85,23 @@ class Table:
         if self.scale is not None:
             out *= self.scale[:, None]
         return out
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Float32 values of ``rows`` only, equal to ``dequantize()[rows]`` without the whole
+        table."""
+        out = self.values[rows].astype(np.float32)
+        if self.scale is not None:
+            out *= self.scale[rows][:, None]
+        return out
+
+    def blocks(self, rows: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+        """``(start, stop, float32 rows)`` over the table in row blocks (:mod:`edgerec.blocks`):
+        how a step reads a table that may be a memory-mapped file."""
+        for start, stop, view in row_blocks(self.values, rows):
+            out = view.astype(np.float32)
+            if self.scale is not None:
+                out *= self.scale[start:stop, None]
+            yield start, stop, out
 
 
 @dataclass(frozen=True)
@@ -183,13 +202,14 @@ class IR:
                     raise IRError(f"table {name!r} has a non-finite or non-positive scale")
                 if t.bits not in (None, 4):
                     raise IRError(f"int8 table {name!r} has bits {t.bits!r}; only 4 (int4) may be set")
-                if t.bits == 4 and t.values.size and int(np.abs(t.values.astype(np.int16)).max()) > 7:
+                if t.bits == 4 and t.values.size and max(
+                        int(np.abs(b.astype(np.int16)).max()) for _, _, b in row_blocks(t.values)) > 7:
                     raise IRError(f"int4 table {name!r} has values outside [-7, 7]")
             elif t.bits is not None:
                 raise IRError(f"table {name!r} is {t.dtype} but declares bits {t.bits!r}")
             elif t.scale is not None:
                 raise IRError(f"table {name!r} is {t.dtype} but has a scale")
-            elif not np.all(np.isfinite(t.values)):
+            elif first_non_finite(t.values) is not None:
                 raise IRError(f"table {name!r} contains NaN or Inf")
         if len(self.user_ids) != self.num_users or len(self.item_ids) != self.num_items:
             raise IRError("id maps do not match the numbers of users and items")
@@ -257,7 +277,7 @@ def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Pa
     with atomic_directory(path) as tmp:
         tables: dict[str, Any] = {}
         for name, t in sorted(ir.tables.items()):
-            np.save(tmp / f"{name}.npy", t.values, allow_pickle=False)
+            save_npy(tmp / f"{name}.npy", t.values)
             entry: dict[str, Any] = {"file": f"{name}.npy", "dtype": t.dtype, "shape": list(t.shape),
                                      "scale_file": None, "sha256": sha256_file(tmp / f"{name}.npy")}
             if t.scale is not None:

@@ -24,13 +24,13 @@ def topk_full_ranking(score_fn: ScoreFn, users: np.ndarray, exclude: tuple[np.nd
     for start in range(0, users.size, batch_size):
         batch = users[start:start + batch_size]
         scores = score_fn(batch).float().clone()
-        rows, cols = _csr_rows(indptr, indices, batch)
+        rows, cols = csr_rows(indptr, indices, batch)
         scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -torch.inf
         parts.append(torch.topk(scores, min(k, scores.shape[1]), dim=1).indices.numpy())
     return np.concatenate(parts) if parts else np.zeros((0, k), np.int64)
 
 
-def _csr_rows(indptr: np.ndarray, indices: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def csr_rows(indptr: np.ndarray, indices: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     starts, ends = indptr[batch], indptr[batch + 1]
     lens = ends - starts
     rows = np.repeat(np.arange(batch.size), lens)

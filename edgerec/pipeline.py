@@ -1,6 +1,6 @@
-"""The compiler driver: checkpoint -> lowering -> passes -> guard -> IR.
+"""The compiler driver: checkpoint (or final embeddings) -> lowering -> passes -> guard -> IR.
 
-The checkpoint is lowered once (:func:`edgerec.lowering.lower`); every later step is a pass
+The source is lowered once (:func:`edgerec.lowering.lower`); every later step is a pass
 (:class:`edgerec.passes.base.Pass`, ``IR -> IR``) run by a
 :class:`edgerec.passes.manager.PassManager`, which checks and measures after each. This module
 only decides which passes run with which options, and implements ``dims="auto"``: the smallest
@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgerec.checkpoint import Checkpoint
-from edgerec.data import Interactions
+from edgerec.data import Interactions, Split
 from edgerec.errors import EdgerecError, GuardError
 from edgerec.ir import IR, PassReport
 from edgerec.lowering import lower
+from edgerec.lowering.embeddings import Embeddings, lower_embeddings
 from edgerec.passes.base import Pass
 from edgerec.passes.distill import Distill
 from edgerec.passes.drop_cold import DropColdItems
@@ -78,29 +79,65 @@ def compile_checkpoint(ckpt: Checkpoint, options: CompileOptions, data: Interact
     if source.num_users != ckpt.data.num_users or source.num_items != ckpt.data.num_items:
         raise EdgerecError(f"--data has {source.num_users} users and {source.num_items} items; "
                            f"the checkpoint was trained on {ckpt.data.num_users} and {ckpt.data.num_items}")
+    model, head = ckpt.config.get("model", "lightgcn"), ckpt.config.get("head", "dot")
+    _check_options(model, head, options)
+    ir, first = lower(ckpt, options.modes, options.new_user)
+    counts = np.bincount(ckpt.data.train.items, minlength=ckpt.data.num_items)
+    return compile_lowered(ir, first, options, source.valid.csr(source.num_users), counts, log)
+
+
+def compile_embeddings(emb: Embeddings, options: CompileOptions,
+                       log: Callable[[str], None] = lambda _m: None) -> CompileResult:
+    """Run the passes on final tables (:func:`edgerec.from_embeddings`); the guard uses their
+    ``valid`` pairs, or top-20 agreement with the float tables without them."""
+    if options.min_item_count > 0 and emb.train[0].size == 0:
+        raise EdgerecError("--min-item-count counts training interactions; from_embeddings was "
+                           "given none")
+    _check_options("embeddings", "dot", options)
+    ir, first = lower_embeddings(emb, options.modes)
+    U, I = len(emb.user_ids), len(emb.item_ids)
+    truth = Split(*emb.valid).csr(U)
+    return compile_lowered(ir, first, options, truth, np.bincount(emb.train[1], minlength=I), log)
+
+
+def _check_options(model: str, head: str, options: CompileOptions) -> None:
     if options.dims is not None and options.energy is not None:
         raise EdgerecError("give either --dims or --energy, not both")
-    if options.distill_epochs > 0 and ckpt.config.get("model", "lightgcn") != "lightgcn":
+    if options.distill_epochs > 0 and model != "lightgcn":
         raise EdgerecError("--distill-epochs needs a LightGCN model (a dot-product scorer and the "
-                           f"LightGCN history fold), not {ckpt.config.get('model')!r}")
-    if options.quantize in DOT_SCORER_ONLY and ckpt.config.get("head", "dot") == "mlp":
+                           f"LightGCN history fold), not {model!r}")
+    if options.quantize in DOT_SCORER_ONLY and head == "mlp":
         raise EdgerecError(f"--quantize {options.quantize} packs the dot scorer's tables; this model "
                            "scores with an MLP head (use int8)")
-    _check_program_options(ckpt.config.get("model", "lightgcn"), ckpt.config.get("head", "dot"), options)
-    ir, first = lower(ckpt, options.modes, options.new_user)
+    _check_program_options(model, head, options)
+
+
+def compile_lowered(ir: IR, first: PassReport, options: CompileOptions,
+                    truth: tuple[np.ndarray, np.ndarray], item_counts: np.ndarray,
+                    log: Callable[[str], None] = lambda _m: None) -> CompileResult:
+    """Run the passes on a lowered float IR.
+
+    Args:
+        ir (IR): the float IR (the lowering's output).
+        first (PassReport): the lowering's report.
+        options (CompileOptions): what to run.
+        truth (tuple of np.ndarray): held-out items per user (CSR over ``ir``'s users); empty
+            means the guard holds top-20 agreement instead.
+        item_counts (np.ndarray): training interactions per item (``min_item_count``).
+        log (callable, optional): receives one line per step.
+    """
     reports: list[PassReport] = [first]
     log(f"precompute: {ir.num_users} users, {ir.num_items} items, dim {ir.dim}")
+    item_ids, labelled = ir.item_ids, truth[1].size > 0
     if options.min_item_count > 0:
-        counts = np.bincount(ckpt.data.train.items, minlength=ckpt.data.num_items)
-        run = PassManager([DropColdItems(options.min_item_count, counts)]).run(ir)
+        run = PassManager([DropColdItems(options.min_item_count, item_counts)]).run(ir)
         ir = run.ir
         reports += run.reports
     reference = ir
-    truth = source.valid.csr(source.num_users)
     if options.min_item_count > 0:
-        truth = _remap_truth(truth, ckpt.data.item_ids, ir.item_ids)
+        truth = _remap_truth(truth, item_ids, ir.item_ids)
     gdata = GuardData.from_truth(truth, ir.num_users, options.guard_sample)
-    if len(source.valid) == 0 and options.min_agreement is None:
+    if not labelled and options.min_agreement is None:
         options = dataclasses.replace(options, min_agreement=NO_LABELS_AGREEMENT)
         log(f"no held-out interactions: the guard holds top-20 agreement >= {NO_LABELS_AGREEMENT} "
             "with the float model instead of a Recall@20 budget")
@@ -167,7 +204,7 @@ def _check_program_options(model: str, head: str, options: CompileOptions) -> No
     """Options that only some models have are refused up front, by name, instead of failing
     later with another pass's explanation or being silently ignored."""
     if options.channel_keep is not None:
-        if model == "lightgcn":
+        if model in ("lightgcn", "embeddings"):
             raise EdgerecError("--channel-keep prunes a sage/gcn/gat encoder's output channels; "
                                "a LightGCN model is narrowed with --dims or --energy")
         if options.energy is not None or options.dims not in ("auto", None):
@@ -175,7 +212,7 @@ def _check_program_options(model: str, head: str, options: CompileOptions) -> No
     if head != "mlp" and (options.head_keep is not None or options.finetune_epochs > 0):
         raise EdgerecError("--head-keep and --finetune-epochs act on an MLP head; this model scores "
                            "with a dot product")
-    if model == "lightgcn" and options.new_user != "mean":
+    if model in ("lightgcn", "embeddings") and options.new_user != "mean":
         raise EdgerecError("--new-user chooses a sage/gcn model's base vector for a new user; "
                            "LightGCN's history mode has none")
 

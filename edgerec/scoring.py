@@ -17,42 +17,54 @@ import numpy as np
 import torch
 
 from edgerec.ir import IR
-from edgerec.metrics import ranking_metrics, topk_agreement, topk_full_ranking, users_with_items
+from edgerec.metrics import (
+    csr_rows,
+    ranking_metrics,
+    topk_agreement,
+    topk_full_ranking,
+    users_with_items,
+)
+
+# A catalogue larger than BLOCK_ITEMS (far above lastfm's and gowalla's, which keep the one-shot
+# ranking) is ranked in item blocks of at most SCORE_ELEMENTS scores (2^25 float32: 128 MB).
+BLOCK_ITEMS = 1 << 18
+SCORE_ELEMENTS = 1 << 25
 
 
 def history_vectors(ir: IR, users: np.ndarray, histories: tuple[np.ndarray, np.ndarray] | None = None,
                     with_base: bool = False) -> np.ndarray:
     """History-mode user vectors for ``users`` from their histories (default: their seen items)."""
     indptr, indices = histories if histories is not None else (ir.seen_indptr, ir.seen_indices)
-    H = ir.tables["history_item"].dequantize()
     starts, ends = indptr[users], indptr[users + 1]
     lens = (ends - starts).astype(np.int64)
     seg = np.repeat(np.arange(users.size), lens)
     flat = indices[np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])] \
         if lens.sum() else np.zeros(0, np.int64)
+    H = ir.tables["history_item"].take(flat)  # the history rows only: the table may be mapped
     if ir.history_kind != "lightgcn":
         return _gnn_history(ir, users, H, seg, flat, lens, with_base)
     out = np.zeros((users.size, H.shape[1]), np.float32)
-    np.add.at(out, seg, H[flat])
+    np.add.at(out, seg, H)
     with np.errstate(divide="ignore"):
         norm = np.where(lens > 0, lens.astype(np.float64) ** -0.5, 0.0).astype(np.float32)
     out *= norm[:, None]
     if with_base and "user_base" in ir.tables:
-        out += ir.tables["user_base"].dequantize()[users]
+        out += ir.tables["user_base"].take(users)
     return out
 
 
 def _gnn_history(ir: IR, users: np.ndarray, H: np.ndarray, seg: np.ndarray, flat: np.ndarray,
                  lens: np.ndarray, with_base: bool) -> np.ndarray:
-    """The last layer of a sage / gcn / gat encoder over each user's history (precompute_gnn)."""
+    """The last layer of a sage / gcn / gat encoder over each user's history (precompute_gnn);
+    ``H`` holds the history rows (``history_item`` at ``flat``)."""
     kind, n = ir.history_kind, users.size
     out = np.zeros((n, H.shape[1]), np.float64)
     if kind in ("sage", "gcn"):
-        np.add.at(out, seg, H[flat])
+        np.add.at(out, seg, H)
         denom = lens.astype(np.float64) if kind == "sage" else np.sqrt(lens + 1.0)
         out /= np.maximum(denom, 1.0)[:, None] if kind == "sage" else denom[:, None]
         if with_base and "user_base" in ir.tables:
-            out += ir.tables["user_base"].dequantize()[users]
+            out += ir.tables["user_base"].take(users)
         else:
             out += ir.tables["user_default"].dequantize()[0]
         return out.astype(np.float32)
@@ -63,11 +75,11 @@ def _gnn_history(ir: IR, users: np.ndarray, H: np.ndarray, seg: np.ndarray, flat
     t = ir.tables["user_logit"].dequantize().astype(np.float64)[users] if known else np.zeros((n, 2))
     logit = s[flat] + t[seg, 0]
     logit = np.where(logit > 0, logit, slope * logit)
-    vals = H[flat].astype(np.float64)
+    vals = H.astype(np.float64)
     if known:
         self_logit = t[:, 0] + t[:, 1]
         logit = np.concatenate([logit, np.where(self_logit > 0, self_logit, slope * self_logit)])
-        vals = np.concatenate([vals, ir.tables["user_self"].dequantize()[users]])
+        vals = np.concatenate([vals, ir.tables["user_self"].take(users)])
         seg = np.concatenate([seg, np.arange(n)])
     top = np.full(n, -np.inf)
     np.maximum.at(top, seg, logit)
@@ -94,7 +106,7 @@ def score_matrix(ir: IR, uv: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def user_vectors(ir: IR, users: np.ndarray, mode: str = "lookup", with_base: bool = False) -> np.ndarray:
     if mode == "lookup":
-        return ir.tables["user"].dequantize()[users]
+        return ir.tables["user"].take(users)
     if mode == "history":
         return history_vectors(ir, users, with_base=with_base)
     raise ValueError(f"unknown mode {mode!r}")
@@ -102,14 +114,38 @@ def user_vectors(ir: IR, users: np.ndarray, mode: str = "lookup", with_base: boo
 
 def ir_topk(ir: IR, users: np.ndarray, k: int, mode: str = "lookup", with_base: bool = False,
             batch_size: int = 2048) -> np.ndarray:
-    """Top-k item indices of ``users`` with their seen items excluded."""
+    """Top-k item indices of ``users`` with their seen items excluded. A dot scorer over more
+    than :data:`BLOCK_ITEMS` items ranks them block by block
+    (:func:`_topk_item_blocks`), so the full ``[users, items]`` score matrix never exists."""
     out = []
     for s in range(0, users.size, batch_size):
         b = users[s:s + batch_size]
         uv = user_vectors(ir, b, mode, with_base)
+        if ir.scorer.get("kind") != "mlp" and ir.num_items > BLOCK_ITEMS:
+            out.append(_topk_item_blocks(ir, uv, b, k, max(1, SCORE_ELEMENTS // b.size)))
+            continue
         out.append(topk_full_ranking(lambda _b, uv=uv: score_matrix(ir, uv), b,
                                      (ir.seen_indptr, ir.seen_indices), k, batch_size))
     return np.concatenate(out) if out else np.zeros((0, k), np.int64)
+
+
+def _topk_item_blocks(ir: IR, uv: np.ndarray, users: np.ndarray, k: int, rows: int) -> np.ndarray:
+    """Dot-scorer top-``k`` of ``uv`` over the item table read ``rows`` items at a time: each
+    block's top-k (seen items masked) is merged into the running best."""
+    k = min(k, ir.num_items)
+    q = torch.from_numpy(np.ascontiguousarray(uv, np.float32))
+    best_s = torch.full((users.size, 0), -torch.inf)
+    best_i = torch.zeros((users.size, 0), dtype=torch.int64)
+    seen_rows, seen_cols = csr_rows(ir.seen_indptr, ir.seen_indices, users)
+    for start, stop, block in ir.tables["item"].blocks(rows):
+        scores = q @ torch.from_numpy(block).T
+        inside = (seen_cols >= start) & (seen_cols < stop)
+        scores[torch.from_numpy(seen_rows[inside]), torch.from_numpy(seen_cols[inside] - start)] = -torch.inf
+        top = torch.topk(scores, min(k, stop - start), dim=1)
+        best_s, order = torch.topk(torch.cat([best_s, top.values], 1),
+                                   min(k, best_s.shape[1] + top.values.shape[1]), dim=1)
+        best_i = torch.gather(torch.cat([best_i, top.indices + start], 1), 1, order)
+    return best_i.numpy()
 
 
 def evaluate_ir(ir: IR, truth: tuple[np.ndarray, np.ndarray], ks: Sequence[int] = (20,),

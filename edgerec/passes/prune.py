@@ -4,7 +4,9 @@ Scores are inner products ``s = u · i``, so what must survive is the score matr
 not any single column. The ``svd`` method rotates both sides so that ``S``'s energy sits in the
 leading dimensions, then truncates: with ``U = Q_u R_u`` and ``I = Q_i R_i`` (thin QR),
 ``R_u R_iᵀ = A Σ Bᵀ`` gives ``S = (Q_u A)Σ(Q_i B)ᵀ``; keeping ``r`` singular values is the best
-rank-``r`` approximation of ``S`` (Eckart–Young), computed from ``d × d`` matrices only.
+rank-``r`` approximation of ``S`` (Eckart–Young), computed from ``d × d`` matrices only; the
+``R`` factors are accumulated over row blocks, and the maps applied block by block, so a table
+is never copied whole (:mod:`edgerec.blocks`).
 The user-side map ``M_u = R_u⁻¹ A_r Σ_r^½`` is linear, so it is applied to every table that
 feeds a user vector (``user``, ``history_item``, ``user_base``: the history fold stays exact);
 the item table gets ``M_i = R_i⁻¹ B_r Σ_r^½``. The ``columns`` method (keep the ``r`` columns of
@@ -12,6 +14,8 @@ largest ``‖U_c‖·‖I_c‖``) is the naive baseline the report compares agai
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,9 +26,36 @@ METHODS = ("svd", "columns")
 USER_SIDE = ("user", "history_item", "user_base")
 
 
-def _spectrum(U: np.ndarray, I: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    Ru = np.linalg.qr(U.astype(np.float64), mode="r")
-    Ri = np.linalg.qr(I.astype(np.float64), mode="r")
+def r_factor(table: Table) -> np.ndarray:
+    """The ``R`` of the thin QR of ``table`` (float64), accumulated over row blocks (TSQR: the
+    ``R`` of ``[R_prev; block]`` at each step), so a table larger than RAM never exists as one
+    float64 copy. One block is exactly ``qr(table, mode="r")``."""
+    R: np.ndarray | None = None
+    for _, _, block in table.blocks():
+        x = block.astype(np.float64)
+        R = np.linalg.qr(x if R is None else np.vstack([R, x]), mode="r")
+    assert R is not None, "a table has at least one row"
+    return R
+
+
+def column_norms(table: Table) -> np.ndarray:
+    """Euclidean norm of each column, over row blocks (one block: ``np.linalg.norm(axis=0)``)."""
+    norms = [np.linalg.norm(block, axis=0) for _, _, block in table.blocks()]
+    return norms[0] if len(norms) == 1 else np.sqrt(np.sum(np.square(norms, dtype=np.float64), axis=0))
+
+
+def map_rows(table: Table, fn: Callable[[np.ndarray], np.ndarray], width: int) -> Table:
+    """A float32 table of ``fn`` applied to each row block, written into one preallocated
+    output."""
+    out = np.empty((table.shape[0], width), np.float32)
+    for start, stop, block in table.blocks():
+        out[start:stop] = fn(block)
+    return Table(out)
+
+
+def _spectrum(user: Table, item: Table) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    Ru = r_factor(user)
+    Ri = r_factor(item)
     A, s, Bt = np.linalg.svd(Ru @ Ri.T)
     return Ru, Ri, A, s, Bt.T
 
@@ -33,7 +64,7 @@ def energy_dims(ir: IR, energy: float) -> int:
     """Smallest width whose leading singular values keep ``energy`` of ``‖U Iᵀ‖²``."""
     if not 0 < energy <= 1:
         raise ValueError("energy must be in (0, 1]")
-    _, _, _, s, _ = _spectrum(ir.tables["user"].dequantize(), ir.tables["item"].dequantize())
+    _, _, _, s, _ = _spectrum(ir.tables["user"], ir.tables["item"])
     cum = np.cumsum(s ** 2) / np.sum(s ** 2)
     return int(min(np.searchsorted(cum, energy - 1e-12) + 1, s.size))
 
@@ -45,11 +76,9 @@ def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
     d = ir.dim
     if not 1 <= dims <= d:
         raise ValueError(f"dims must be between 1 and the current width {d}, got {dims}")
-    U = ir.tables["user"].dequantize()
-    I = ir.tables["item"].dequantize()
     notes = []
     if method == "svd":
-        Ru, Ri, A, s, B = _spectrum(U, I)
+        Ru, Ri, A, s, B = _spectrum(ir.tables["user"], ir.tables["item"])
         r = min(dims, s.size)  # fewer users or items than dims: the score matrix has rank < dims
         root = np.sqrt(s[:r])
         Mu = np.linalg.lstsq(Ru, A[:, :r] * root, rcond=None)[0]
@@ -65,7 +94,7 @@ def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
         def item_map(x: np.ndarray) -> np.ndarray:
             return (x.astype(np.float64) @ Mi).astype(np.float32)
     else:
-        importance = np.linalg.norm(U, axis=0) * np.linalg.norm(I, axis=0)
+        importance = column_norms(ir.tables["user"]) * column_norms(ir.tables["item"])
         cols = np.sort(np.argsort(-importance)[:dims])
 
         def user_map(x: np.ndarray) -> np.ndarray:
@@ -75,7 +104,7 @@ def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
     tables = {}
     for name, t in ir.tables.items():
         f = item_map if name == "item" else user_map
-        tables[name] = Table(np.ascontiguousarray(f(t.dequantize()), np.float32))
+        tables[name] = map_rows(t, f, dims)
     new = ir.replace(tables=tables)
     return logged(ir, new, "prune", {"dims": dims, "method": method, "from_dims": d}, notes)
 

@@ -74,16 +74,26 @@ def int4_groups_roundtrip(values: np.ndarray, group: int) -> tuple[np.ndarray, i
 
 
 def quantize_table(table: Table, scheme: str) -> Table:
-    values = table.dequantize()
-    if scheme == "int8":
-        return quantize_rows_int8(values)
-    if scheme == "int4":
-        return quantize_rows_int4(values)
-    if scheme == "float16":
-        return Table(values.astype(np.float16))
-    if scheme == "none":
-        return Table(values)
-    raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
+    """``table`` in ``scheme``, written block by block into a preallocated output (every
+    scheme is per row, so blocks give the same values as the whole table at once). A read-only
+    memory-mapped float32 table stays mapped under ``"none"``: nothing would change."""
+    if scheme not in ("int8", "int4", "float16", "none"):
+        raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
+    values = table.values
+    if (scheme == "none" and isinstance(values, np.memmap) and not values.flags.writeable
+            and table.scale is None and values.dtype == np.float32):
+        return table
+    rows, cols = table.shape
+    dtype = {"int8": np.int8, "int4": np.int8, "float16": np.float16, "none": np.float32}[scheme]
+    out = np.empty((rows, cols), dtype)
+    scale = np.empty(rows, np.float32) if scheme in ("int8", "int4") else None
+    for start, stop, block in table.blocks():
+        if scheme in ("int8", "int4"):
+            part = (quantize_rows_int8 if scheme == "int8" else quantize_rows_int4)(block)
+            out[start:stop], scale[start:stop] = part.values, part.scale  # type: ignore[index]
+        else:
+            out[start:stop] = block
+    return Table(out, scale, bits=4 if scheme == "int4" else None)
 
 
 def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
