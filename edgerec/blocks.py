@@ -39,10 +39,11 @@ def _libc_madvise() -> object | None:
 _madvise = _libc_madvise()
 
 
-def block_rows(array: np.ndarray, nbytes: int = BLOCK_BYTES) -> int:
-    """Rows per block so that a float32 copy of a block is about ``nbytes``."""
+def block_rows(array: np.ndarray, nbytes: int | None = None) -> int:
+    """Rows per block so that a float32 copy of a block is about ``nbytes`` (default:
+    :data:`BLOCK_BYTES`)."""
     width = int(np.prod(array.shape[1:])) if array.ndim > 1 else 1
-    return max(1, nbytes // (4 * max(1, width)))
+    return max(1, (nbytes or BLOCK_BYTES) // (4 * max(1, width)))
 
 
 def release(view: np.ndarray) -> None:

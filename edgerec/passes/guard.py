@@ -10,7 +10,7 @@ than recall, so it is reported but not guarded by default).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,19 @@ class GuardData:
 
     truth: tuple[np.ndarray, np.ndarray]
     sample_users: np.ndarray
+    # the float reference's top-k per (reference, mode, k): every candidate of a width search is
+    # compared with it, and over millions of items ranking it again costs as much as the candidate
+    _reference_topk: dict[tuple[int, str, int], tuple[IR, np.ndarray]] = field(
+        default_factory=dict, compare=False, repr=False)
+
+    def reference_topk(self, reference: IR, k: int, mode: str) -> np.ndarray:
+        """``reference``'s top-``k`` of the sample users in ``mode``, computed once."""
+        key = (id(reference), mode, k)
+        hit = self._reference_topk.get(key)
+        if hit is None or hit[0] is not reference:
+            hit = (reference, ir_topk(reference, self.sample_users, k, mode))
+            self._reference_topk[key] = hit
+        return hit[1]
 
     @staticmethod
     def from_truth(truth: tuple[np.ndarray, np.ndarray], num_users: int, sample: int = 2000,
@@ -46,8 +59,9 @@ def measure(ir: IR, reference: IR, data: GuardData, k: int = 20) -> dict[str, fl
         if has_truth:
             for key, v in evaluate_ir(ir, data.truth, ks=(k,), mode=mode).items():
                 out[f"{mode}/{key}"] = v
-        out[f"{mode}/agreement@{k}"] = topk_agreement(
-            ir_topk(ir, data.sample_users, k, mode), ir_topk(reference, data.sample_users, k, mode))
+        ref = data.reference_topk(reference, k, mode)
+        mine = ref if ir is reference else ir_topk(ir, data.sample_users, k, mode)
+        out[f"{mode}/agreement@{k}"] = topk_agreement(mine, ref)
     return out
 
 
