@@ -15,11 +15,12 @@ import ctypes
 import ctypes.util
 import mmap
 import os
+import tempfile
 from collections.abc import Iterator
 
 import numpy as np
 
-BLOCK_BYTES = 64 << 20
+BLOCK_BYTES = 16 << 20
 _MADV_DONTNEED = 4  # Linux; the call is skipped where the constant or libc is missing
 _PAGE = mmap.PAGESIZE
 
@@ -89,3 +90,18 @@ def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:
         np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
         for _, _, block in row_blocks(array):
             f.write(np.ascontiguousarray(block).data)
+
+
+def output_table(shape: tuple[int, int], dtype: type, like: np.ndarray) -> np.ndarray:
+    """An uninitialised array for a step's output. When the input ``like`` is a file mapping,
+    a float output as large as the input would double what is resident, so it is a mapping
+    too: of an unlinked temporary file (freed with the array) that :func:`row_blocks` releases
+    block by block. Otherwise a plain array."""
+    if not isinstance(like, np.memmap):
+        return np.empty(shape, dtype)
+    fd, name = tempfile.mkstemp(prefix="edgerec-", suffix=".npy")
+    os.close(fd)
+    try:
+        return np.lib.format.open_memmap(name, mode="w+", dtype=dtype, shape=shape)
+    finally:
+        os.unlink(name)  # the mapping keeps the data until the array is freed

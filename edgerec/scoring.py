@@ -26,9 +26,9 @@ from edgerec.metrics import (
 )
 
 # A catalogue larger than BLOCK_ITEMS (far above lastfm's and gowalla's, which keep the one-shot
-# ranking) is ranked in item blocks of at most SCORE_ELEMENTS scores (2^25 float32: 128 MB).
+# ranking) is ranked in item blocks of at most SCORE_ELEMENTS scores (2^24 float32: 64 MB).
 BLOCK_ITEMS = 1 << 18
-SCORE_ELEMENTS = 1 << 25
+SCORE_ELEMENTS = 1 << 24
 
 
 def history_vectors(ir: IR, users: np.ndarray, histories: tuple[np.ndarray, np.ndarray] | None = None,

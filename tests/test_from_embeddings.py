@@ -10,7 +10,7 @@ import pytest
 
 import edgerec
 from edgerec import blocks
-from edgerec.frontend.pyg import FrontendError
+from edgerec.errors import FrontendError
 
 U, I, D = 60, 300, 12
 

@@ -17,10 +17,8 @@ from typing import Any
 import numpy as np
 
 from edgerec.blocks import first_non_finite
-from edgerec.frontend.pyg import (
-    FrontendError,
-    _ids,  # the same id rules as from_pyg
-)
+from edgerec.errors import FrontendError
+from edgerec.frontend.graph import _ids  # the same id rules as from_pyg
 from edgerec.lowering.embeddings import Embeddings
 
 Table = np.ndarray | str | os.PathLike[str]

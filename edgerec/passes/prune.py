@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgerec.blocks import block_rows, output_table, row_blocks
 from edgerec.ir import IR, PassReport, Table
 from edgerec.passes.base import Pass, logged
 
@@ -46,10 +47,11 @@ def column_norms(table: Table) -> np.ndarray:
 
 def map_rows(table: Table, fn: Callable[[np.ndarray], np.ndarray], width: int) -> Table:
     """A float32 table of ``fn`` applied to each row block, written into one preallocated
-    output."""
-    out = np.empty((table.shape[0], width), np.float32)
-    for start, stop, block in table.blocks():
-        out[start:stop] = fn(block)
+    output (mapped to a temporary file when the input is mapped: :func:`output_table`)."""
+    out = output_table((table.shape[0], width), np.float32, table.values)
+    rows = block_rows(table.values)
+    for (_, _, block), (_, _, dest) in zip(table.blocks(rows), row_blocks(out, rows), strict=True):
+        dest[...] = fn(block)
     return Table(out)
 
 
