@@ -18,7 +18,7 @@ import numpy as np
 
 from edgerec.blocks import first_non_finite
 from edgerec.errors import FrontendError
-from edgerec.frontend.graph import _ids  # the same id rules as from_pyg
+from edgerec.frontend.graph import _ids, as_index  # the same rules as from_pyg
 from edgerec.lowering.embeddings import Embeddings
 
 Table = np.ndarray | str | os.PathLike[str]
@@ -48,14 +48,15 @@ def from_embeddings(user: Table, item: Table, *, history_item: Table | None = No
         history_item (np.ndarray or PathLike, optional): ``[I, d]`` per-item history vectors;
             enables history mode and needs ``interactions`` (the histories).
             (default: :obj:`None`, lookup mode only)
-        interactions (np.ndarray, optional): ``[2, E]`` training ``(user, item)`` index pairs:
-            each user's seen items (excluded from lookup recommendations) and the popularity
-            order of the fallback for unknown users. Without them nothing is excluded and the
-            fallback is the item order, as the IR's metrics and the manifest say.
+        interactions (np.ndarray or torch.Tensor, optional): ``[2, E]`` training
+            ``(user, item)`` row-index pairs: each user's seen items (excluded from lookup
+            recommendations) and the popularity order of the fallback for unknown users.
+            Without them nothing is excluded and the fallback is the item order, as the IR's
+            metrics and the manifest say.
             (default: :obj:`None`)
-        valid (np.ndarray, optional): ``[2, V]`` held-out ``(user, item)`` pairs for the
-            accuracy guard's Recall@20; without them the guard holds top-20 agreement with the
-            float tables instead. (default: :obj:`None`)
+        valid (np.ndarray or torch.Tensor, optional): ``[2, V]`` held-out ``(user, item)``
+            pairs for the accuracy guard's Recall@20; without them the guard holds top-20
+            agreement with the float tables instead. (default: :obj:`None`)
         user_ids (sequence of str, optional): external user ids by row.
             (default: the row numbers as decimal strings)
         item_ids (sequence of str, optional): external item ids by row.
@@ -124,13 +125,7 @@ def _table(value: Any, name: str) -> tuple[np.ndarray, str]:
 
 
 def _pairs(value: Any, name: str, U: int, I: int) -> tuple[np.ndarray, np.ndarray]:
-    if not isinstance(value, np.ndarray):
-        raise FrontendError(f"{name} must be a [2, E] numpy array of (user, item) indices, not "
-                            f"{type(value).__name__}")
-    if value.ndim != 2 or value.shape[0] != 2 or not np.issubdtype(value.dtype, np.integer):
-        raise FrontendError(f"{name} must be a [2, E] integer array of (user, item) indices, got "
-                            f"shape {list(value.shape)} of {value.dtype}")
-    users, items = (np.asarray(v, np.int64) for v in value)
+    users, items = as_index(value, name)  # (user, item) rows, not from_pyg's node layout
     for what, idx, n in (("user", users, U), ("item", items, I)):
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             bad = int(idx.min() if idx.min() < 0 else idx.max())
