@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edgerec.atomic_dir import atomic_directory
-from edgerec.blocks import first_non_finite, row_blocks, save_npy
+from edgerec.blocks import first_non_finite, release, row_blocks, save_npy
 from edgerec.errors import IRError
 from edgerec.versioned_json import read_header, read_id_list
 
@@ -90,6 +90,7 @@ class Table:
         """Float32 values of ``rows`` only, equal to ``dequantize()[rows]`` without the whole
         table."""
         out = self.values[rows].astype(np.float32)
+        release(self.values)  # scattered rows of a mapped table fault in whole readahead windows
         if self.scale is not None:
             out *= self.scale[rows][:, None]
         return out

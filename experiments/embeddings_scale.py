@@ -187,6 +187,8 @@ def main() -> None:
     p.add_argument("--dir", type=Path, default=Path("/tmp/edgerec_scale"))
     p.add_argument("--json", type=Path, default=ROOT / "experiments/results/embeddings_scale.json")
     p.add_argument("--docs", type=Path, default=None, help="append the table to this markdown file")
+    p.add_argument("--keep-tables", action="store_true",
+                   help="reuse the tables already in --dir (made with the same sizes and seed)")
     p.add_argument("--step", help=argparse.SUPPRESS)
     p.add_argument("--width", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -204,8 +206,13 @@ def main() -> None:
         return
     args.dir.mkdir(parents=True, exist_ok=True)
     tables = (args.users + args.items) * args.dim * 4 / MiB
-    steps = _child("make", args, "--users", str(args.users), "--items", str(args.items),
-                   "--dim", str(args.dim), "--seed", str(args.seed))
+    sizes = {"user.npy": args.users, "item.npy": args.items}
+    if args.keep_tables and all((args.dir / f).is_file() and (args.dir / f).stat().st_size >=
+                                n * args.dim * 4 for f, n in sizes.items()):
+        steps = []  # the same seeded tables, already on disk
+    else:
+        steps = _child("make", args, "--users", str(args.users), "--items", str(args.items),
+                       "--dim", str(args.dim), "--seed", str(args.seed))
     compiled = _child("compile", args, "--dims", args.dims)
     steps += compiled
     width = next((int(r["dim"]) for r in compiled if r.get("step") == "compile log"), args.dim)
