@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from edgerec.ir import MODES
+
 if TYPE_CHECKING:
     from edgerec.checkpoint import Checkpoint
     from edgerec.ir import IR, PassReport
 
-MODES = ("lookup", "history")
 
 
 def lower(ckpt: Checkpoint, modes: tuple[str, ...] = MODES,

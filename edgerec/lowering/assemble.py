@@ -10,9 +10,7 @@ import numpy as np
 
 from edgerec.checkpoint import Checkpoint
 from edgerec.data import Split
-from edgerec.ir import IR, PassReport, Table
-
-MODES = ("lookup", "history")
+from edgerec.ir import IR, MODES, PassReport, Table
 
 
 def assemble(ckpt: Checkpoint, tables: dict[str, np.ndarray], *, modes: tuple[str, ...],

@@ -13,10 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from edgerec.ir import IR, PassReport
+from edgerec.ir import IR, MODES, PassReport
 from edgerec.lowering.assemble import assemble_tables
 
-MODES = ("lookup", "history")
 FALLBACK_BY_POPULARITY = "training popularity (most interacted items first)"
 FALLBACK_BY_INDEX = "item index order: no training interactions were given"
 

@@ -35,10 +35,9 @@ import torch
 
 from edgerec.checkpoint import Checkpoint
 from edgerec.gnn import GNNRecommender, edge_index
-from edgerec.ir import HISTORY_SPECS, IR, PassReport
+from edgerec.ir import HISTORY_SPECS, IR, MODES, PassReport
 from edgerec.lowering.assemble import assemble
 
-MODES = ("lookup", "history")
 NEW_USER = ("mean", "bias")
 
 

@@ -19,11 +19,9 @@ import numpy as np
 import torch
 
 from edgerec.checkpoint import Checkpoint
-from edgerec.ir import IR, PassReport
+from edgerec.ir import IR, MODES, PassReport
 from edgerec.lowering.assemble import assemble
 from edgerec.models import degrees, normalized_adjacency
-
-MODES = ("lookup", "history")
 
 
 def propagate(adj: torch.Tensor, x: np.ndarray, chunk: int = 65536) -> np.ndarray:
