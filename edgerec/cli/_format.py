@@ -51,3 +51,15 @@ class FiniteFloatRange(click.FloatRange):
         if not isfinite(rv):
             self.fail(f"{rv} is not a finite number.", param, ctx)
         return rv
+
+
+class ThreadCount(click.ParamType):
+    """Interpreter threads: 1 to the runtime's cap, which is imported only when the option is
+    given (the runtime package imports numpy, which ``edgerec --help`` must not pay for)."""
+
+    name = "integer"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from runtime import MAX_THREADS
+
+        return click.IntRange(1, MAX_THREADS).convert(value, param, ctx)

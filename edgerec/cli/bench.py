@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from edgerec.cli import cli
-from edgerec.cli._format import echo_json
-from edgerec.limits import MAX_THREADS
+from edgerec.cli._format import ThreadCount, echo_json
 
 
 @cli.command()
@@ -22,7 +21,7 @@ from edgerec.limits import MAX_THREADS
 @click.option("--baseline-requests", default=50, show_default=True, type=click.IntRange(1),
               help="Requests for the PyG baseline.")
 @click.option("--batch", default=64, show_default=True, type=click.IntRange(1))
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, MAX_THREADS))
+@click.option("--threads", default=1, show_default=True, type=ThreadCount())
 @click.option("--ssh", default=None, help="user@host[:port]: run device_bench on that device.")
 @click.option("--identity", type=click.Path(path_type=Path), default=None)
 @click.option("--remote-python", default="python3", show_default=True)

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from edgerec.cli import cli
-from edgerec.cli._format import SEED, FiniteFloatRange, echo_json
-from edgerec.limits import MAX_COMMUNITIES, MAX_ITEMS, MAX_THREADS, MAX_USERS
+from edgerec.cli._format import SEED, FiniteFloatRange, ThreadCount, echo_json
+from edgerec.limits import MAX_COMMUNITIES, MAX_ITEMS, MAX_USERS
 
 
 @cli.command()
@@ -52,7 +52,7 @@ def synth(out: Path, users: int, items: int, communities: int, seed: int) -> Non
               help="Evaluations without improvement.")
 @click.option("--max-minutes", type=FiniteFloatRange(0, min_open=True), default=None,
               help="Wall-time budget for training.")
-@click.option("--threads", type=click.IntRange(1, MAX_THREADS), default=None)
+@click.option("--threads", type=ThreadCount(), default=None)
 @click.option("--split", type=click.Choice(["time", "random"]), default="time", show_default=True,
               help="For CSV input: how valid/test are held out.")
 @click.option("--overwrite", is_flag=True)
