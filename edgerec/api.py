@@ -220,6 +220,7 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
             dims: int | str | None = "auto", energy: float | None = None,
             prune_method: str = "svd", quantize: str = "int8",
             data: Interactions | PathLike | None = None, max_recall_drop: float = 0.02,
+            recall_margin: float | None = 0.95,
             min_agreement: float | None = None, force: bool = False, min_item_count: int = 0,
             distill_epochs: int = 0, head_keep: float | int | None = None,
             channel_keep: float | int | None = None, finetune_epochs: int = 0,
@@ -252,6 +253,10 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
             (default: the checkpoint's)
         max_recall_drop (float, optional): the guard's budget, in ``[0, 1]``.
             (default: ``0.02``)
+        recall_margin (float, optional): hold this quantile of a paired bootstrap over the
+            validation users of the drop (not only the measured drop) to ``max_recall_drop``,
+            so the promise carries a margin for users the guard has not seen; :obj:`None` or
+            ``0``: the point estimate only. (default: ``0.95``)
         min_agreement (float, optional): also require this top-20 agreement with the float
             model. (default: :obj:`None`)
         force (bool, optional): keep the result even if the guard objects.
@@ -299,11 +304,14 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
             modes = source.modes
         elif not set(modes) <= set(source.modes):
             raise EdgerecError("history mode needs from_embeddings(history_item=...)")
+    if recall_margin is not None and not 0 <= recall_margin < 1:
+        raise EdgerecError(f"recall_margin must be a quantile in [0, 1) (0: none), not {recall_margin}")
     interactions = load_data(data) if isinstance(data, str | os.PathLike) else data
     options = CompileOptions(
         modes=tuple(modes), dims=None if energy is not None and dims == "auto" else dims,
         energy=energy, method=prune_method, quantize=scheme_of(quantize),
-        max_recall_drop=max_recall_drop, min_agreement=min_agreement, force=force,
+        max_recall_drop=max_recall_drop, recall_margin=recall_margin or None,
+        min_agreement=min_agreement, force=force,
         min_item_count=min_item_count, head_keep=head_keep, channel_keep=channel_keep,
         finetune_epochs=finetune_epochs, new_user=new_user, distill_epochs=distill_epochs)
     if isinstance(source, Embeddings):
@@ -315,7 +323,7 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
 
 _COMPILE_DEFAULTS = {"modes": ("lookup", "history"), "dims": "auto", "energy": None,
                      "prune_method": "svd", "quantize": "int8", "data": None,
-                     "max_recall_drop": 0.02, "min_agreement": None, "force": False,
+                     "max_recall_drop": 0.02, "recall_margin": 0.95, "min_agreement": None, "force": False,
                      "min_item_count": 0, "distill_epochs": 0, "head_keep": None,
                      "channel_keep": None, "finetune_epochs": 0, "new_user": "mean"}
 

@@ -62,6 +62,15 @@ def ranking_metrics(topk: np.ndarray, users: np.ndarray, truth: tuple[np.ndarray
     return out
 
 
+def recall_per_user(topk: np.ndarray, users: np.ndarray, truth: tuple[np.ndarray, np.ndarray],
+                    k: int) -> np.ndarray:
+    """Each user's Recall@k (``[len(users)]``): the values :func:`ranking_metrics` averages."""
+    indptr, indices = truth
+    hits = np.array([np.isin(topk[r, :k], indices[indptr[u]:indptr[u + 1]]).sum()
+                     for r, u in enumerate(users)], np.float64)
+    return hits / (indptr[users + 1] - indptr[users])
+
+
 def evaluate_embeddings(user_emb: torch.Tensor | np.ndarray, item_emb: torch.Tensor | np.ndarray,
                         exclude: tuple[np.ndarray, np.ndarray], truth: tuple[np.ndarray, np.ndarray],
                         ks: Sequence[int] = (10, 20, 40), batch_size: int = 1024,

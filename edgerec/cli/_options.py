@@ -11,7 +11,7 @@ from edgerec.cli._format import FiniteFloatRange
 
 # options that shape how a checkpoint is compiled: an IR source is exported as compiled
 COMPILE_ONLY = ("quantize", "mode", "dims", "energy", "prune_method", "min_item_count",
-                "distill_epochs", "max_recall_drop", "min_agreement", "force", "head_keep",
+                "distill_epochs", "max_recall_drop", "recall_margin", "min_agreement", "force", "head_keep",
                 "channel_keep", "finetune_epochs", "new_user")
 
 
@@ -19,7 +19,7 @@ COMPILE_ONLY = ("quantize", "mode", "dims", "energy", "prune_method", "min_item_
 PASS_OPTIONS = {"drop_cold_items": "--min-item-count", "prune": "--dims / --energy / --prune-method",
                 "prune_head": "--head-keep", "prune_channels": "--channel-keep",
                 "finetune_head": "--finetune-epochs", "distill": "--distill-epochs",
-                "quantize": "--quantize", "guard": "--max-recall-drop / --min-agreement / --force"}
+                "quantize": "--quantize", "guard": "--max-recall-drop / --recall-margin / --min-agreement / --force"}
 
 
 def pass_hint(error: Exception) -> str:
@@ -59,6 +59,9 @@ def compile_options(f: Any) -> Any:
                           "model's rankings for N epochs (buys width at the same accuracy; slower)."),
         click.option("--max-recall-drop", type=FiniteFloatRange(0, 1), default=0.02, show_default=True,
                      help="The accuracy guard's budget: a fraction in [0, 1]."),
+        click.option("--recall-margin", type=FiniteFloatRange(0, 0.999), default=0.95, show_default=True,
+                     help="Hold this quantile of a bootstrap over validation users of the Recall@20 "
+                          "drop to the budget (a margin for unseen users); 0: the measured drop only."),
         click.option("--min-agreement", type=FiniteFloatRange(0, 1), default=None,
                      help="Also require this top-k agreement with the float model, in [0, 1]."),
         click.option("--force", is_flag=True, help="Emit even if the accuracy guard objects."),
@@ -72,7 +75,7 @@ def compile_options(f: Any) -> Any:
 
 def api_compile_args(source: Path, *, data_path: Path | None, mode: str, dims: str,
                      energy: float | None, prune_method: str, min_item_count: int,
-                     max_recall_drop: float, min_agreement: float | None, force: bool,
+                     max_recall_drop: float, recall_margin: float, min_agreement: float | None, force: bool,
                      quantize: str, distill_epochs: int, **model_options: Any) -> dict[str, Any]:
     """The keyword arguments of :func:`edgerec.compile` for the CLI's compile options; none for
     an IR source (it is exported as it was compiled)."""
@@ -89,5 +92,5 @@ def api_compile_args(source: Path, *, data_path: Path | None, mode: str, dims: s
             raise click.BadParameter(f"--dims must be a number, 'auto' or 'full', not {dims!r}") from None
     return dict(modes=("lookup", "history") if mode == "both" else (mode,), dims=dims_opt,
                 energy=energy, prune_method=prune_method, quantize=quantize, data=data_path,
-                max_recall_drop=max_recall_drop, min_agreement=min_agreement, force=force,
-                min_item_count=min_item_count, distill_epochs=distill_epochs, **model_options)
+                max_recall_drop=max_recall_drop, recall_margin=recall_margin, min_agreement=min_agreement,
+                force=force, min_item_count=min_item_count, distill_epochs=distill_epochs, **model_options)
