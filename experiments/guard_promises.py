@@ -1,0 +1,86 @@
+"""Does the guard's promise hold on users it has not seen, and what does the margin cost?
+
+    nice -n 10 python experiments/guard_promises.py --ckpt CKPT [--margins 0 0.95] [--out DIR]
+
+For each ``--recall-margin`` (0: the guard holds the measured drop; q: it holds the q-quantile of
+a paired bootstrap over the validation users) the checkpoint is compiled with the default
+options (int8, ``--dims auto``, both modes) and the report gives, per mode: the width and format
+the guard chose, the serving tables' bytes, the valid drop (point and bound, as the guard saw
+them) and the test drop (every test user, float model vs compiled model, same protocol). It also
+reports the float model's history/lookup Recall@20 ratio on both splits and whether the compile
+trained the history tables toward lookup (``passes/distill_history.py``). A benchmark, not a
+test: the figures go in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import edgerec
+from edgerec.checkpoint import load_checkpoint
+from edgerec.lowering import lower
+from edgerec.scoring import evaluate_ir
+
+
+def _recall(ir: edgerec.IR, truth: tuple[np.ndarray, np.ndarray], mode: str) -> float:
+    return evaluate_ir(ir, truth, ks=(20,), mode=mode)["recall@20"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ckpt", type=Path, required=True)
+    ap.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.95])
+    ap.add_argument("--out", type=Path, default=None, help="write report.json here")
+    args = ap.parse_args()
+    ckpt = load_checkpoint(args.ckpt)
+    data = ckpt.data
+    test, valid = data.test.csr(data.num_users), data.valid.csr(data.num_users)
+    raw, _ = lower(ckpt, ("lookup", "history"), "mean")
+    train_len = np.bincount(data.train.users, minlength=data.num_users)
+    report: dict = {"checkpoint": str(args.ckpt), "data": data.source,
+                    "median_train_items_per_user": float(np.median(train_len)),
+                    "float": {s: {m: _recall(raw, t, m) for m in ("lookup", "history")}
+                              for s, t in (("valid", valid), ("test", test))}, "runs": []}
+    print(json.dumps({k: v for k, v in report.items() if k != "runs"}), flush=True)
+    for q in args.margins:
+        t0 = time.time()
+        compiled = edgerec.compile(ckpt, recall_margin=q)
+        ir = compiled.ir
+        # the guard's reference: the float model, with trained history tables if the compile fixed them
+        fixed = any(r.name == "distill_history" and "input kept" not in " ".join(r.notes)
+                    for r in compiled.reports)
+        reference = ir.metrics["float"]
+        ref_ir = raw
+        if fixed:
+            from edgerec.passes.distill_history import DistillHistory
+            ref_ir = DistillHistory()(raw)[0]
+        scheme = [r.params for r in compiled.reports if r.name == "quantize"]
+        row: dict = {"recall_margin": q, "dims": ir.dim, "format": scheme[-1] if scheme else "float32",
+                     "bytes": ir.nbytes, "history_fixed": fixed, "seconds": round(time.time() - t0, 1),
+                     "modes": {}}
+        for mode in ("lookup", "history"):
+            got = ir.metrics["compiled"]
+            ref_test = _recall(ref_ir, test, mode)
+            test_got = _recall(ir, test, mode)
+            row["modes"][mode] = {
+                "valid_recall": got[f"{mode}/recall@20"],
+                "valid_drop": 1 - got[f"{mode}/recall@20"] / reference[f"{mode}/recall@20"],
+                "valid_drop_bound": got.get(f"{mode}/recall@20_drop_bound"),
+                "test_recall": test_got, "float_test_recall": ref_test,
+                "test_drop": 1 - test_got / ref_test}
+        row["history_over_lookup_test"] = (row["modes"]["history"]["test_recall"]
+                                           / row["modes"]["lookup"]["test_recall"])
+        report["runs"].append(row)
+        print(json.dumps(row), flush=True)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
