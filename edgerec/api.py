@@ -105,8 +105,8 @@ def load_data(path: PathLike, *, split: str = "time") -> Interactions:
     return _load(path, split=split) if path.is_file() else _load(path)
 
 
-def synthesize(out: PathLike, *, users: int = 1000, items: int = 2000, communities: int = 12,
-               seed: int = 0) -> Path:
+def synthesize(out: PathLike, *, users: int = 1000, items: int = 2000, communities: int | None = None,
+               seed: int = 0, dense: bool = False) -> Path:
     """Write a SYNTHETIC dataset in LightGCN text format (``train.txt``/``valid.txt``/
     ``test.txt``): users drawn from ``communities`` taste groups over Zipf-popular items, split
     per user. No download; not real data.
@@ -115,15 +115,19 @@ def synthesize(out: PathLike, *, users: int = 1000, items: int = 2000, communiti
         out (PathLike): the folder to write (must not exist, or be empty).
         users (int, optional): number of users. (default: ``1000``)
         items (int, optional): number of items. (default: ``2000``)
-        communities (int, optional): taste groups. (default: ``12``)
+        communities (int, optional): taste groups. (default: ``12``; ``40`` when ``dense``)
         seed (int, optional): the generator's seed. (default: ``0``)
+        dense (bool, optional): long histories (a median of ~60 training items per user, see
+            :data:`edgerec.synthetic.DENSE`). (default: :obj:`False`)
     """
-    from edgerec.synthetic import write_synthetic
+    from edgerec.synthetic import DENSE, write_synthetic
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise EdgerecError(f"{out} exists and is not empty")
-    return write_synthetic(out, num_users=users, num_items=items, communities=communities, seed=seed)
+    options: dict[str, Any] = {**(DENSE if dense else {"communities": 12}),
+                               **({} if communities is None else {"communities": communities})}
+    return write_synthetic(out, num_users=users, num_items=items, seed=seed, **options)
 
 
 def train(data: Interactions | PathLike, *, out: PathLike | None = None, model: str = "lightgcn",

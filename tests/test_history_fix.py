@@ -12,7 +12,7 @@ from edgerec.synthetic import DENSE, make_synthetic
 
 
 def test_dense_setting_has_long_training_histories() -> None:
-    data = make_synthetic(150, 600, communities=6, seed=0, **DENSE)
+    data = make_synthetic(150, 600, seed=0, **DENSE)
     assert np.median(np.bincount(data.train.users, minlength=150)) >= 50
     sparse = make_synthetic(150, 600, communities=6, seed=0)
     assert np.median(np.bincount(sparse.train.users, minlength=150)) < 50

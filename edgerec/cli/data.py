@@ -18,13 +18,16 @@ from edgerec.limits import MAX_COMMUNITIES, MAX_ITEMS, MAX_USERS
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--users", default=1000, show_default=True, type=click.IntRange(2, MAX_USERS))
 @click.option("--items", default=2000, show_default=True, type=click.IntRange(10, MAX_ITEMS))
-@click.option("--communities", default=12, show_default=True, type=click.IntRange(1, MAX_COMMUNITIES))
+@click.option("--communities", default=None, type=click.IntRange(1, MAX_COMMUNITIES),
+              help="Taste groups [default: 12; 40 with --dense].")
 @click.option("--seed", default=0, show_default=True, type=SEED)
-def synth(out: Path, users: int, items: int, communities: int, seed: int) -> None:
+@click.option("--dense", is_flag=True, help="Long histories: a median of ~60 training items per user "
+              "(and 40 communities unless --communities is given).")
+def synth(out: Path, users: int, items: int, communities: int | None, seed: int, dense: bool) -> None:
     """Write a SYNTHETIC dataset (LightGCN text format) to OUT: no download needed."""
     import edgerec
 
-    edgerec.synthesize(out, users=users, items=items, communities=communities, seed=seed)
+    edgerec.synthesize(out, users=users, items=items, communities=communities, seed=seed, dense=dense)
     click.echo(f"wrote synthetic dataset to {out} (not real data)")
 
 
