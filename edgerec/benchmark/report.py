@@ -10,6 +10,7 @@ from typing import Any
 
 from edgerec.benchmark.errors import BenchError
 from edgerec.benchmark.merge import MODES
+from edgerec.benchmark.promise import render_promises
 
 
 def _fmt(v: Any, spec: str = ".3f") -> str:
@@ -67,6 +68,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
             f"{acc['recall@20']} | {acc['ndcg@20']} | {acc['agreement@20']} |")
     reasons = {r["accuracy_reason"] for r in report["rows"] if r.get("accuracy_reason")}
     lines += [""] + [f"Accuracy note: {why}" for why in sorted(reasons)]
+    lines += render_promises(report.get("promises") or [])
     found = [g for g in report.get("gains") or []
              if any(v is not None for v in (*g["x_faster_than_pyg"].values(),
                                             *g["x_faster_than_numpy_float32"].values(),

@@ -12,6 +12,7 @@ from edgerec.benchmark.errors import BenchError
 from edgerec.benchmark.floor import item_table_bytes, measure_bandwidth
 from edgerec.benchmark.local import run_local
 from edgerec.benchmark.merge import NUMPY_REFERENCE, baseline_row, merge_reports
+from edgerec.benchmark.promise import promise_rows
 from edgerec.benchmark.report import write_report
 from edgerec.benchmark.ssh import parse_ssh, run_ssh
 
@@ -90,6 +91,7 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
         bandwidth = measure_bandwidth(item_table_bytes(t["artifact"])
                                       for t in report["targets"] if not t.get("error"))
     merged = merge_reports([run], baselines, bandwidth)
+    merged["promises"] = promise_rows(merged["rows"], arts, eval_file)
     write_report(merged, Path(report_dir))
     return merged
 

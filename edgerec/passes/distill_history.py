@@ -26,7 +26,7 @@ from edgerec.passes.base import Pass
 from edgerec.passes.distill import _MASK, _Fold, _seen_pairs
 
 
-def distill_history(ir: IR, *, epochs: int = 8, lr: float = 3e-3, temperature: float = 0.5,
+def distill_history(ir: IR, *, epochs: int = 30, lr: float = 1e-2, temperature: float = 0.5,
                     batch_size: int = 256, sample_users: int | None = 8192, seed: int = 0,
                     log: Callable[[str], None] = lambda _m: None) -> tuple[IR, PassReport]:
     r"""Fine-tune ``history_item`` so that history mode ranks like lookup mode.
@@ -120,7 +120,7 @@ class DistillHistory(Pass):
 
     name = "distill_history"
 
-    def __init__(self, *, epochs: int = 8, sample_users: int | None = 8192,
+    def __init__(self, *, epochs: int = 30, sample_users: int | None = 8192,
                  log: Callable[[str], None] = lambda _m: None) -> None:
         self.options = dict(epochs=epochs, sample_users=sample_users, log=log)
 

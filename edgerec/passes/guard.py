@@ -132,7 +132,8 @@ def guard(ir: IR, reference: IR, data: GuardData, *, max_recall_drop: float = 0.
                                               "min_agreement": min_agreement, "forced": bool(problems)},
                         bytes_before=ir.nbytes, bytes_after=ir.nbytes, metrics_before=ref,
                         metrics_after=got, notes=problems)
-    metrics = {**ir.metrics, "float": ref, "compiled": got, "guard_violations": problems}
+    metrics = {**ir.metrics, "float": ref, "compiled": got, "guard_violations": problems,
+               "guard": {"max_recall_drop": max_recall_drop, "recall_margin": data.margin}}
     return ir.with_pass(report, metrics=metrics), report
 
 
