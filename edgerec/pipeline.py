@@ -21,6 +21,7 @@ from edgerec.errors import EdgerecError, GuardError
 from edgerec.ir import IR, PassReport
 from edgerec.lowering import lower
 from edgerec.lowering.embeddings import Embeddings, lower_embeddings
+from edgerec.metrics import users_with_items
 from edgerec.passes.base import Pass
 from edgerec.passes.distill import Distill
 from edgerec.passes.distill_history import DistillHistory
@@ -33,6 +34,7 @@ from edgerec.passes.prune_channels import PruneEncoderChannels
 from edgerec.passes.prune_head import PruneHead
 from edgerec.passes.quantize import Quantize
 from edgerec.schemes import DOT_SCORER_ONLY
+from edgerec.uncertainty import paired_drop_bound
 
 # Without held-out interactions the guard cannot measure recall; it holds the compiled model's
 # top-20 to the float model's instead. Agreement falls faster than recall under rank reduction,
@@ -149,7 +151,7 @@ def compile_lowered(ir: IR, first: PassReport, options: CompileOptions,
         log(f"no held-out interactions: the guard holds top-20 agreement >= {NO_LABELS_AGREEMENT} "
             "with the float model instead of a Recall@20 budget")
     ref_metrics = measure(reference, reference, gdata)
-    if options.history_fix and history_falls_short(reference, ref_metrics):
+    if options.history_fix and history_falls_short(reference, ref_metrics, gdata):
         reports[-1] = dataclasses.replace(reports[-1], metrics_after=ref_metrics)
         reference, ref_metrics, fix = _fix_history(reference, ref_metrics, gdata, log)
         ir = reference
@@ -202,13 +204,23 @@ def compile_lowered(ir: IR, first: PassReport, options: CompileOptions,
     return CompileResult(ir, reports, search)
 
 
-def history_falls_short(ir: IR, metrics: dict[str, float], k: int = 20) -> bool:
+def history_falls_short(ir: IR, metrics: dict[str, float], data: GuardData | None = None,
+                        k: int = 20) -> bool:
     """Whether the float model's history mode keeps less than :data:`HISTORY_SHARE` of its lookup
-    Recall@k, in a model whose history tables :class:`DistillHistory` can train."""
+    Recall@k, in a model whose history tables :class:`DistillHistory` can train. With ``data``,
+    only a shortfall the validation users are sure of counts: the 5th percentile of a paired
+    bootstrap of history's drop relative to lookup must exceed the allowance too (a small or
+    barely trained model's noise does not trigger a fine-tune)."""
     lookup, history = metrics.get(f"lookup/recall@{k}"), metrics.get(f"history/recall@{k}")
-    return (lookup is not None and history is not None and history < HISTORY_SHARE * lookup
-            and ir.history_kind == "lightgcn" and ir.scorer.get("kind") == "dot"
-            and "user_base" in ir.tables)
+    short = (lookup is not None and history is not None and history < HISTORY_SHARE * lookup
+             and ir.history_kind == "lightgcn" and ir.scorer.get("kind") == "dot"
+             and "user_base" in ir.tables)
+    if not short or data is None:
+        return short
+    users = users_with_items(data.truth)
+    _, low = paired_drop_bound(data.reference_recall(ir, users, "history", k),
+                               data.reference_recall(ir, users, "lookup", k), 0.05, seed=data.seed)
+    return low > 1 - HISTORY_SHARE
 
 
 def _fix_history(reference: IR, ref_metrics: dict[str, float], gdata: GuardData,

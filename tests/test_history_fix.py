@@ -67,3 +67,16 @@ def test_only_a_history_mode_well_below_lookup_triggers_the_fix() -> None:
     assert not history_falls_short(ir, {"lookup/recall@20": 0.30})
     no_base = ir.replace(tables={n: t for n, t in ir.tables.items() if n != "user_base"})
     assert not history_falls_short(no_base, {"lookup/recall@20": 0.30, "history/recall@20": 0.2})
+
+
+def test_a_shortfall_measured_on_users_triggers_the_fix() -> None:
+    from edgerec.passes.guard import GuardData, measure
+
+    ir = _dense_ir()
+    users = np.arange(ir.num_users)
+    top = ir_topk(ir, users, 20, "lookup")
+    # truth: each user's lookup top-3, so lookup is perfect and history falls short for sure
+    truth = (np.arange(ir.num_users + 1) * 3, top[:, :3].ravel().astype(np.int32))
+    sure = GuardData.from_truth(truth, ir.num_users)
+    metrics = measure(ir, ir, sure)
+    assert history_falls_short(ir, metrics, sure)
