@@ -164,13 +164,7 @@ def distill(ir: IR, reference: IR, *, epochs: int = 3, lr: float = 1e-3, sample_
             loss = loss + F.kl_div(F.log_softmax(s, dim=1), log_p, log_target=True, reduction="batchmean")
         return loss
 
-    probe = users[:: max(1, users.size // 512)][:512]
-
-    def probe_loss() -> float:
-        with torch.no_grad():
-            return float(np.mean([batch_loss(probe[s:s + batch_size]).item()
-                                  for s in range(0, probe.size, batch_size)]))
-
+    probe_loss = _probe(users, batch_size, batch_loss)
     before = probe_loss()
     log(f"distill: {users.size} users, {epochs} epochs, KL before {before:.4f}")
     for epoch in range(epochs):
@@ -218,6 +212,19 @@ def distill(ir: IR, reference: IR, *, epochs: int = 3, lr: float = 1e-3, sample_
         metrics_before={"kl": before}, metrics_after={"kl": after},
         notes=[f"listwise KL to the reference on {users.size} users: {before:.4f} -> {after:.4f}"])
     return new.with_pass(report), report
+
+
+def _probe(users: np.ndarray, batch_size: int,
+           batch_loss: Callable[[np.ndarray], torch.Tensor]) -> Callable[[], float]:
+    """The mean loss over a fixed spread of at most 512 of ``users``: the before/after figure."""
+    probe = users[:: max(1, users.size // 512)][:512]
+
+    def probe_loss() -> float:
+        with torch.no_grad():
+            return float(np.mean([batch_loss(probe[s:s + batch_size]).item()
+                                  for s in range(0, probe.size, batch_size)]))
+
+    return probe_loss
 
 
 def _seen_pairs(seen: tuple[np.ndarray, np.ndarray], b: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:

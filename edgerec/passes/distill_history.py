@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from edgerec.ir import IR, PassReport, Table
 from edgerec.passes.base import Pass
-from edgerec.passes.distill import _MASK, _Fold, _seen_pairs
+from edgerec.passes.distill import _MASK, _Fold, _probe, _seen_pairs
 
 
 def distill_history(ir: IR, *, epochs: int = 30, lr: float = 1e-2, temperature: float = 0.5,
@@ -73,13 +73,7 @@ def distill_history(ir: IR, *, epochs: int = 30, lr: float = 1e-2, temperature: 
         s = (fold(H0 + dH, b) @ I.T / tau).index_put((rows, cols), torch.tensor(_MASK))
         return F.kl_div(F.log_softmax(s, dim=1), log_p, log_target=True, reduction="batchmean")
 
-    probe = users[:: max(1, users.size // 512)][:512]
-
-    def probe_loss() -> float:
-        with torch.no_grad():
-            return float(np.mean([batch_loss(probe[s:s + batch_size]).item()
-                                  for s in range(0, probe.size, batch_size)]))
-
+    probe_loss = _probe(users, batch_size, batch_loss)
     before = probe_loss()
     for epoch in range(epochs):
         order = rng.permutation(users)
@@ -104,7 +98,7 @@ def distill_history(ir: IR, *, epochs: int = 30, lr: float = 1e-2, temperature: 
                 "sample_users": int(users.size), "seed": seed},
         bytes_before=ir.nbytes, bytes_after=new.nbytes, metrics_before={"kl": before},
         metrics_after={"kl": after},
-        notes=[f"history-to-lookup KL on {probe.size} users: {before:.4f} -> {after:.4f}"])
+        notes=[f"history-to-lookup KL on up to 512 users: {before:.4f} -> {after:.4f}"])
     return new.with_pass(report), report
 
 
