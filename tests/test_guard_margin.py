@@ -52,3 +52,24 @@ def test_measure_records_the_drop_and_its_bound_deterministically() -> None:
     assert "lookup/recall@20_drop_bound" not in plain
     # the reference measured against itself records no bound (it is what the drop is relative to)
     assert "lookup/recall@20_drop" not in measure(reference, reference, data)
+
+
+def test_the_guard_holds_the_bound_only_when_asked() -> None:
+    from edgerec.errors import GuardError
+    from edgerec.passes.guard import guard
+    from edgerec.scoring import ir_topk
+
+    reference = make_ir(num_users=80, num_items=150, dim=8, seed=3, modes=("lookup",))
+    rng = np.random.default_rng(0)
+    noisy = reference.replace(tables={**reference.tables, "item": Table(
+        reference.tables["item"].values + 0.3 * rng.standard_normal((150, 8)).astype(np.float32))})
+    top = ir_topk(reference, np.arange(80), 10)
+    data = GuardData.from_truth((np.arange(0, 81) * 10, top.ravel().astype(np.int32)), 80, margin=0.95)
+    m = measure(noisy, reference, data)
+    drop, bound = m["lookup/recall@20_drop"], m["lookup/recall@20_drop_bound"]
+    assert drop < bound
+    budget = (drop + bound) / 2  # the point estimates pass, the bounds do not
+    with pytest.raises(GuardError, match="upper bound"):
+        guard(noisy, reference, data, max_recall_drop=budget)
+    out, report = guard(noisy, reference, data, max_recall_drop=budget, use_bound=False)
+    assert report.notes == [] and out.metrics["compiled"]["lookup/recall@20_drop_bound"] > budget

@@ -120,12 +120,14 @@ def check(metrics: dict[str, float], reference_metrics: dict[str, float], modes:
 
 def guard(ir: IR, reference: IR, data: GuardData, *, max_recall_drop: float = 0.02,
           min_agreement: float | None = None, force: bool = False,
-          reference_metrics: dict[str, float] | None = None) -> tuple[IR, PassReport]:
+          reference_metrics: dict[str, float] | None = None,
+          use_bound: bool = True) -> tuple[IR, PassReport]:
     """Measure ``ir`` against the float ``reference``; raise :class:`GuardError` on a violation
-    unless ``force`` (then the violation is recorded in the report and the IR's metrics)."""
+    unless ``force`` (then the violation is recorded in the report and the IR's metrics).
+    ``use_bound``: hold the drop's bootstrap bound to the budget too (see :func:`check`)."""
     ref = reference_metrics if reference_metrics is not None else measure(reference, reference, data)
     got = measure(ir, reference, data)
-    problems = check(got, ref, ir.modes, max_recall_drop, min_agreement)
+    problems = check(got, ref, ir.modes, max_recall_drop, min_agreement, use_bound=use_bound)
     if problems and not force:
         raise GuardError("accuracy guard refused: " + "; ".join(problems) + " (use --force to emit anyway)")
     report = PassReport(name="guard", params={"max_recall_drop": max_recall_drop, "margin": data.margin,
@@ -148,6 +150,7 @@ class Guard(Pass):
         min_agreement (float, optional): the smallest top-20 agreement allowed per mode.
         force (bool): record a violation instead of refusing.
         reference_metrics (dict, optional): the reference's metrics, if already measured.
+        use_bound (bool): hold the drop's bootstrap bound to the budget, not only the drop.
     """
 
     name = "guard"
@@ -155,10 +158,10 @@ class Guard(Pass):
 
     def __init__(self, reference: IR, data: GuardData, *, max_recall_drop: float,
                  min_agreement: float | None, force: bool,
-                 reference_metrics: dict[str, float] | None = None) -> None:
+                 reference_metrics: dict[str, float] | None = None, use_bound: bool = True) -> None:
         self.reference, self.data = reference, data
         self.options = dict(max_recall_drop=max_recall_drop, min_agreement=min_agreement,
-                            force=force, reference_metrics=reference_metrics)
+                            force=force, reference_metrics=reference_metrics, use_bound=use_bound)
 
     def __call__(self, ir: IR) -> tuple[IR, PassReport]:
         return guard(ir, self.reference, self.data, **self.options)
