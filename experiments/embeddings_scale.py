@@ -163,8 +163,8 @@ def _markdown(result: dict) -> str:
             lines.append(f"| {r['step']} | {r['seconds']} | {r['peak_rss_mib']:.0f} | {ok} |")
         elif "error" in r:
             lines.append(f"| {r['step']} | - | - | failed: {r['error']} |")
-    if result.get("notes"):
-        lines += ["", *result["notes"]]
+    for note in result.get("notes", []):
+        lines += ["", note]
     return "\n".join(lines) + "\n"
 
 
