@@ -22,7 +22,7 @@ from typing import Any
 import runtime
 from device_bench import evalfile
 from device_bench.machine import machine_info
-from device_bench.report import REPORT_FORMAT, REPORT_FORMAT_VERSION, validate_report
+from device_bench.report import REPORT_FORMAT, REPORT_FORMAT_VERSION, validate_report, write_report
 from runtime import MAX_THREADS
 
 
@@ -176,10 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, evalfile.EvalFileError) as e:
         print(f"device_bench: error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, out)
+    write_report(args.out, report)
     return 1 if any(t["error"] for t in report["targets"]) else 0
 
 

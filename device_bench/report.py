@@ -6,8 +6,11 @@ the shape is checked here, once, with a message that names the offending field.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from device_bench.measure import LATENCY_KEYS
@@ -143,3 +146,11 @@ def validate_report(doc: Any) -> None:
         raise ReportError("report.targets: expected a non-empty list")
     for i, t in enumerate(targets):
         check_target(t, f"report.targets[{i}]")
+
+
+def write_report(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> None:
+    """Write ``doc`` as JSON to ``path`` whole or not at all (a temp file beside it, renamed)."""
+    out = Path(path)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
+    os.replace(tmp, out)

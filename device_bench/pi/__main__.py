@@ -39,7 +39,7 @@ from device_bench.pi.root import (
     in_root,
     prepare,
 )
-from device_bench.report import ReportError, validate_report
+from device_bench.report import ReportError, validate_report, write_report
 
 CHECK_FORMAT = "edgerec-pi-check"
 CHECK_FORMAT_VERSION = 1
@@ -298,10 +298,7 @@ def main(argv: Sequence[str] | None = None,
     except PiCheckError as e:
         print(f"device_bench.pi: error: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(check, indent=1, allow_nan=False), encoding="utf-8")
-    os.replace(tmp, out)
+    write_report(args.out, check)
     for line in summary_lines(check):
         print(line)
     return 0 if check["ok"] else 1
