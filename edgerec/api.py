@@ -50,7 +50,9 @@ class Compiled:
         ir (IR): the compiled intermediate representation (tables, scorer, id maps).
         reports (list[PassReport]): one report per pass, in order (bytes and metrics before and
             after).
-        search (list[dict]): the candidates ``dims="auto"`` measured, in the order tried.
+        search (list[dict]): the candidates the search (``quantize="auto"``, ``dims="auto"``)
+            measured, in the order tried: format, width, distillation, file bytes, guard
+            metrics, and the seconds each took (which the IR's record leaves out).
         checkpoint (Checkpoint, optional): the checkpoint compiled, kept so that
             :func:`export` can add the held-out evaluation sample (``with_eval=True``).
         data (Interactions, optional): the interactions whose valid split fed the guard, when
@@ -222,14 +224,21 @@ def evaluate(checkpoint: Checkpoint | PathLike, *, split: str = "test",
 
 def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] = ("lookup", "history"),
             dims: int | str | None = "auto", energy: float | None = None,
-            prune_method: str = "svd", quantize: str = "int8",
+            prune_method: str = "svd", quantize: str = "auto",
             data: Interactions | PathLike | None = None, max_recall_drop: float = 0.02,
             recall_margin: float | None = 0.95,
             min_agreement: float | None = None, force: bool = False, min_item_count: int = 0,
-            distill_epochs: int = 0, head_keep: float | int | None = None,
+            distill_epochs: int | None = None, head_keep: float | int | None = None,
             channel_keep: float | int | None = None, finetune_epochs: int = 0,
-            new_user: str = "mean", log: Log | None = None) -> Compiled:
+            new_user: str = "mean", search_budget: float = 10.0,
+            size_target: str | Callable[[IR], int] = "tflite", progress: bool = False,
+            log: Log | None = None) -> Compiled:
     r"""Compile a checkpoint into an IR: precompute, prune, quantize, and the accuracy guard.
+
+    By default (``quantize="auto"``, ``dims="auto"``) the number format, the width and whether
+    to distil are searched together (:mod:`edgerec.search`): the smallest exported file the
+    guard accepts in every mode, ranked by ``size_target``'s model bytes. The search is in the
+    IR's ``metrics["search"]`` (and so in the manifest) and in :attr:`Compiled.search`.
 
     The guard compares the compiled model with the float model on the valid split, per mode:
     it refuses when Recall@20 drops by more than ``max_recall_drop`` (relative), i.e. it accepts
@@ -251,8 +260,9 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
             matrix's spectral energy. (default: :obj:`None`)
         prune_method (str, optional): ``"svd"`` (rotate, then truncate) or ``"columns"``.
             (default: ``"svd"``)
-        quantize (str, optional): the number format: ``"float32"``, ``"float16"``, ``"int8"``,
-            ``"int4-item"`` (the item table in 4 bits) or ``"int4"``. (default: ``"int8"``)
+        quantize (str, optional): the number format: ``"auto"`` (searched among ``"int8"``,
+            ``"int4-item"`` and ``"int4"``), ``"float32"``, ``"float16"``, ``"int8"``,
+            ``"int4-item"`` (the item table in 4 bits) or ``"int4"``. (default: ``"auto"``)
         data (Interactions or PathLike, optional): guard on this data's valid split.
             (default: the checkpoint's)
         max_recall_drop (float, optional): the guard's budget, in ``[0, 1]``.
@@ -268,7 +278,8 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
         min_item_count (int, optional): drop items with fewer training interactions.
             (default: ``0``)
         distill_epochs (int, optional): LightGCN: distil the pruned tables against the float
-            model's rankings for this many epochs. (default: ``0``)
+            model's rankings for this many epochs; :obj:`None`: the search tries it where it
+            can pay (when something else is searched), else ``0``. (default: :obj:`None`)
         head_keep (float or int, optional): MLP head: fraction (or number) of hidden neurons
             kept. (default: :obj:`None`)
         channel_keep (float or int, optional): sage/gcn/gat: fraction (or number) of encoder
@@ -277,14 +288,24 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
             (default: ``0``)
         new_user (str, optional): sage/gcn history mode: a new user's base vector, ``"mean"``
             or ``"bias"``. (default: ``"mean"``)
+        search_budget (float, optional): minutes for the search; it keeps its best candidate
+            when they run out. (default: ``10``)
+        size_target (str or callable, optional): what the search ranks by: a target's model
+            file bytes (``"tflite"``, ``"onnx"``, ``"numpy"``, or ``"all"``: the larger of the
+            TFLite and ONNX files), or a function ``IR -> bytes``. (default: ``"tflite"``)
+        progress (bool, optional): show the search's progress bar on stderr.
+            (default: :obj:`False`)
         log (callable, optional): receives one line per step. (default: silent)
     """
     from edgerec.checkpoint import Checkpoint
     from edgerec.lowering.embeddings import Embeddings
     from edgerec.pipeline import CompileOptions, compile_checkpoint, compile_embeddings
 
-    if quantize not in FORMATS:
-        raise EdgerecError(f"unknown number format {quantize!r}; choose one of {', '.join(FORMATS)}")
+    if quantize not in (*FORMATS, "auto"):
+        raise EdgerecError(f"unknown number format {quantize!r}; choose auto or one of {', '.join(FORMATS)}")
+    if not search_budget > 0:
+        raise EdgerecError(f"search_budget must be a positive number of minutes, not {search_budget!r}")
+    file_bytes = size_target if callable(size_target) else _sizer(size_target)
     if isinstance(source, str | os.PathLike):
         path = Path(source)
         if (path / "ir.json").is_file():
@@ -313,11 +334,13 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
     interactions = load_data(data) if isinstance(data, str | os.PathLike) else data
     options = CompileOptions(
         modes=tuple(modes), dims=None if energy is not None and dims == "auto" else dims,
-        energy=energy, method=prune_method, quantize=scheme_of(quantize),
+        energy=energy, method=prune_method, quantize="auto" if quantize == "auto" else scheme_of(quantize),
         max_recall_drop=max_recall_drop, recall_margin=recall_margin or None,
         min_agreement=min_agreement, force=force,
         min_item_count=min_item_count, head_keep=head_keep, channel_keep=channel_keep,
-        finetune_epochs=finetune_epochs, new_user=new_user, distill_epochs=distill_epochs)
+        finetune_epochs=finetune_epochs, new_user=new_user, distill_epochs=distill_epochs,
+        search_budget=search_budget, progress=progress, file_bytes=file_bytes,
+        ranked_by=getattr(file_bytes, "ranked_by", "file bytes"))
     if isinstance(source, Embeddings):
         result = compile_embeddings(source, options, log or _silent)
         return Compiled(result.ir, result.reports, result.search)
@@ -326,10 +349,28 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
 
 
 _COMPILE_DEFAULTS = {"modes": ("lookup", "history"), "dims": "auto", "energy": None,
-                     "prune_method": "svd", "quantize": "int8", "data": None,
+                     "prune_method": "svd", "quantize": "auto", "data": None,
                      "max_recall_drop": 0.02, "recall_margin": 0.95, "min_agreement": None, "force": False,
-                     "min_item_count": 0, "distill_epochs": 0, "head_keep": None,
-                     "channel_keep": None, "finetune_epochs": 0, "new_user": "mean"}
+                     "min_item_count": 0, "distill_epochs": None, "head_keep": None,
+                     "channel_keep": None, "finetune_epochs": 0, "new_user": "mean",
+                     "search_budget": 10.0}
+
+
+def _sizer(target: str, k: int = 50, history_capacity: int = 50) -> Callable[[IR], int]:
+    """The search's size function: ``target``'s model bytes (``all``: the larger of TFLite and
+    ONNX, so that one IR serves both), named in its ``ranked_by``."""
+    if target not in (*TARGETS, "all"):
+        raise EdgerecError(f"unknown size target {target!r}; choose from {', '.join(TARGETS)} or 'all'")
+    targets = ("tflite", "onnx") if target == "all" else (target,)
+
+    def size(ir: IR) -> int:
+        from exporters.size import model_bytes
+
+        return model_bytes(ir, targets, k=k, history_capacity=history_capacity)
+
+    size.ranked_by = (  # type: ignore[attr-defined]
+        f"{'the larger of the tflite and onnx' if target == 'all' else target} model bytes")
+    return size
 
 
 def _load_ir_source(path: Path, given: dict[str, Any]) -> Compiled:
@@ -394,7 +435,8 @@ def export(compiled: Compiled | IR | Checkpoint | Embeddings | PathLike, out: Pa
     if isinstance(compiled, IR):
         compiled = Compiled(compiled)
     if not isinstance(compiled, Compiled):
-        compiled = globals()["compile"](compiled, log=log, **compile_options)
+        compiled = globals()["compile"](compiled, log=log, **{
+            "size_target": _sizer(target, k, history_capacity), **compile_options})
     elif compile_options:
         raise EdgerecError(f"{', '.join(compile_options)}: the model is already compiled")
     ir = compiled.ir

@@ -3,8 +3,8 @@
 The source is lowered once (:func:`edgerec.lowering.lower`); every later step is a pass
 (:class:`edgerec.passes.base.Pass`, ``IR -> IR``) run by a
 :class:`edgerec.passes.manager.PassManager`, which checks and measures after each. This module
-only decides which passes run with which options, and implements ``dims="auto"``: the smallest
-width whose compiled model (pruned and quantized) stays within the guard's budget.
+only decides which passes run with which options; what ``quantize="auto"`` / ``dims="auto"``
+leave open (format, width, distillation) is searched by :mod:`edgerec.search`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -34,12 +35,17 @@ from edgerec.passes.prune_channels import PruneEncoderChannels
 from edgerec.passes.prune_head import PruneHead
 from edgerec.passes.quantize import Quantize
 from edgerec.schemes import DOT_SCORER_ONLY
+from edgerec.search import Candidate, Space, public_format, record, search
 from edgerec.uncertainty import paired_drop_bound
 
 # Without held-out interactions the guard cannot measure recall; it holds the compiled model's
 # top-20 to the float model's instead. Agreement falls faster than recall under rank reduction,
 # so this floor is conservative: it keeps more width than a recall budget would.
 NO_LABELS_AGREEMENT = 0.9
+# quantize="auto": the number formats searched (docs/compression.md), widest first
+AUTO_FORMATS = ("int8", "int4-item", "int4")
+# distillation epochs where the search tries it (docs/compression.md: LastFM, 3 epochs)
+AUTO_DISTILL_EPOCHS = 3
 
 # History mode must keep this share of lookup mode's Recall@20 in the float model; below it the
 # compile first trains the history tables toward lookup mode (passes/distill_history.py).
@@ -52,7 +58,7 @@ class CompileOptions:
     dims: int | str | None = "auto"   # int, "auto", or None (keep the full width)
     energy: float | None = None
     method: str = "svd"
-    quantize: str = "int8"
+    quantize: str = "int8"             # a scheme of edgerec.schemes, or "auto" (searched)
     max_recall_drop: float = 0.02
     recall_margin: float | None = 0.95   # bootstrap quantile of the drop the guard holds (None: point)
     min_agreement: float | None = None
@@ -64,8 +70,12 @@ class CompileOptions:
     head_importance: str = "activation"
     channel_keep: float | int | None = None   # encoder output channels kept (structured)
     finetune_epochs: int = 0                  # BPR epochs on the pruned head
-    distill_epochs: int = 0                   # distil the pruned tables against the float model
+    distill_epochs: int | None = 0            # distil the pruned tables (None: searched)
     distill_users: int | None = 8192          # users per distillation epoch (None: all)
+    search_budget: float = 10.0               # minutes
+    progress: bool = False                    # the search's progress bar on stderr
+    file_bytes: Callable[[IR], int] | None = None  # the search's size: exported file bytes
+    ranked_by: str = "table bytes"            # what file_bytes measures, for the record
     history_fix: bool = True                  # train history toward lookup when it falls short
 
 
@@ -73,7 +83,7 @@ class CompileOptions:
 class CompileResult:
     ir: IR
     reports: list[PassReport] = field(default_factory=list)
-    search: list[dict[str, float]] = field(default_factory=list)
+    search: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _candidate_widths(d: int) -> list[int]:
@@ -112,7 +122,7 @@ def compile_embeddings(emb: Embeddings, options: CompileOptions,
 def _check_options(model: str, head: str, options: CompileOptions) -> None:
     if options.dims is not None and options.energy is not None:
         raise EdgerecError("give either --dims or --energy, not both")
-    if options.distill_epochs > 0 and model != "lightgcn":
+    if (options.distill_epochs or 0) > 0 and model != "lightgcn":
         raise EdgerecError("--distill-epochs needs a LightGCN model (a dot-product scorer and the "
                            f"LightGCN history fold), not {model!r}")
     if options.quantize in DOT_SCORER_ONLY and head == "mlp":
@@ -156,55 +166,48 @@ def compile_lowered(ir: IR, first: PassReport, options: CompileOptions,
         reference, ref_metrics, fix = _fix_history(reference, ref_metrics, gdata, log)
         ir = reference
         reports.append(fix)
-    search: list[dict[str, float]] = []
-    # one Distill pass for the search and the final run: it keeps its result per input width
-    tune = _distill_pass(reference, options, log) if options.distill_epochs > 0 else None
+    # one Distill pass per rounding it is aware of, for the search and the final run: each keeps
+    # its result per input width, so a width is distilled once
+    tunes: dict[str, Distill] = {}
 
-    def narrowing(width: int | None) -> list[Pass]:
-        """The passes that make ``reference`` ``width`` wide and quantize it."""
+    def narrowing(c: Candidate) -> list[Pass]:
+        """The passes that make ``reference`` ``c.width`` wide, distil it and quantize it."""
         passes: list[Pass] = []
-        if width is not None and width < reference.dim:
-            passes.append(PruneDims(width, options.method))
-            if tune is not None:
-                passes.append(tune)
-        if options.quantize != "none":
-            passes.append(Quantize(options.quantize))
+        if c.width is not None and c.width < reference.dim:
+            passes.append(PruneDims(c.width, options.method))
+            if c.distilled:
+                if c.scheme not in tunes:
+                    tunes[c.scheme] = _distill_pass(reference, options, c.scheme, log)
+                passes.append(tunes[c.scheme])
+        if c.scheme != "none":
+            passes.append(Quantize(c.scheme))
         return passes
 
-    def build(width: int | None) -> IR:
-        return PassManager(narrowing(width)).run(reference).ir
-
-    width: int | None
     linear_ok = dims_prunable(reference) and options.channel_keep is None
     if not linear_ok and (options.energy is not None or options.dims not in ("auto", None)):
         raise EdgerecError(f"--dims/--energy rotate the embedding space, which a {reference.history_kind} "
                            f"encoder with a {reference.scorer['kind']} scorer (or with channel pruning) does "
                            "not allow; use --dims full (edgerec.passes.prune_channels prunes such models)")
-    if not linear_ok:
-        width = None
-    elif options.energy is not None:
-        width = energy_dims(reference, options.energy)
-        log(f"--energy {options.energy}: {width} dims")
-    elif options.dims == "auto":
-        width = _search_width(reference, build, gdata, ref_metrics, options, search, log)
-    elif options.dims is None:
-        width = None
-    else:
-        width = int(options.dims)
+    space = _space(reference, options, linear_ok, log)
+    rows: list[dict[str, Any]] = []
     # the margin decides what the compiler chooses; a configuration the user gave is held to the
     # measured drop, as before, with the bound recorded beside it
-    searched = linear_ok and options.energy is None and options.dims == "auto"
+    searched = len(space.schemes) * len(space.widths) * len(space.distill) > 1
+    if not searched:
+        chosen = Candidate(space.schemes[0], space.widths[0], space.distill[0])
+    else:
+        chosen, rows = _run_search(reference, space, narrowing, gdata, ref_metrics, options, log)
     reports[-1] = dataclasses.replace(reports[-1], metrics_after=ref_metrics)
-    passes = [*_channel_passes(options), *narrowing(width),
+    passes = [*_channel_passes(options), *narrowing(chosen),
               Guard(reference, gdata, max_recall_drop=options.max_recall_drop,
                     min_agreement=options.min_agreement, force=options.force,
                     reference_metrics=ref_metrics, use_bound=searched)]
     run = PassManager(passes, measure=lambda x: measure(x, reference, gdata)).run(ir, ref_metrics)
     ir = run.ir
     reports += run.reports
-    if search:
-        ir = ir.replace(metrics={**ir.metrics, "dims_search": search})
-    return CompileResult(ir, reports, search)
+    if rows:
+        ir = ir.replace(metrics={**ir.metrics, "search": record(rows, ref_metrics, options.ranked_by)})
+    return CompileResult(ir, reports, rows)
 
 
 def history_falls_short(ir: IR, metrics: dict[str, float], data: GuardData | None = None,
@@ -243,14 +246,84 @@ def _fix_history(reference: IR, ref_metrics: dict[str, float], gdata: GuardData,
     return run.ir, fixed, run.reports[-1]
 
 
-def _distill_pass(reference: IR, options: CompileOptions, log: Callable[[str], None]) -> Distill:
+def _space(reference: IR, options: CompileOptions, linear_ok: bool,
+           log: Callable[[str], None]) -> Space:
+    """What the search varies: every option left to ``auto``, within what the model allows."""
+    widths: tuple[int | None, ...]
+    if not linear_ok or options.dims is None:
+        widths = (None,)
+    elif options.energy is not None:
+        widths = (energy_dims(reference, options.energy),)
+        log(f"--energy {options.energy}: {widths[0]} dims")
+    elif options.dims == "auto":
+        widths = tuple(None if w == reference.dim else w for w in _candidate_widths(reference.dim))
+    else:
+        widths = (int(options.dims),)
+    if options.quantize != "auto":
+        schemes: tuple[str, ...] = (options.quantize,)
+    elif reference.scorer.get("kind") == "mlp" or _channel_passes(options):
+        schemes = ("int8",)  # the 4-bit formats pack a dot scorer's tables of the model as lowered
+    else:
+        schemes = AUTO_FORMATS
+    narrowed = any(w is not None for w in widths)
+    if options.distill_epochs is None:
+        # distillation trains a LightGCN model's tables (from_embeddings tables are refused)
+        auto = (narrowed and reference.history_kind == "lightgcn" and len(widths) > 1
+                and reference.provenance.get("source") != "from_embeddings")
+        distill: tuple[bool, ...] = (False, True) if auto else (False,)
+    else:
+        distill = (options.distill_epochs > 0,)
+    return Space(schemes, widths, distill)
+
+
+def _run_search(reference: IR, space: Space, narrowing: Callable[[Candidate], list[Pass]],
+                gdata: GuardData, ref_metrics: dict[str, float], options: CompileOptions,
+                log: Callable[[str], None]) -> tuple[Candidate, list[dict[str, Any]]]:
+    """Run :func:`edgerec.search.search`; the chosen candidate and the table of what was tried."""
+    def build(c: Candidate) -> IR:
+        return PassManager(narrowing(c)).run(reference).ir
+
+    def evaluate(c: Candidate) -> tuple[IR, dict[str, float], bool]:
+        compiled = build(c)
+        m = measure(compiled, reference, gdata)
+        return compiled, m, not check(m, ref_metrics, reference.modes, options.max_recall_drop,
+                                      options.min_agreement)
+
+    sizes: dict[tuple[str, int | None], int] = {}
+
+    def table_bytes(c: Candidate) -> int:
+        if (c.scheme, c.width) not in sizes:
+            sizes[c.scheme, c.width] = build(Candidate(c.scheme, c.width, False)).nbytes
+        return sizes[c.scheme, c.width]
+
+    size = options.file_bytes or (lambda compiled: compiled.nbytes)
+    outcome = search(space, evaluate, size, table_bytes, budget=60 * options.search_budget, log=log,
+                     progress=options.progress)
+    if outcome.chosen is None:
+        if not options.force:
+            raise GuardError(f"accuracy guard refused every candidate: even {reference.dim} dims in "
+                             f"{public_format(space.schemes[0])} lose more than "
+                             f"{100 * options.max_recall_drop:.1f}% Recall@20 (use --quantize float32 "
+                             "or --force)")
+        return Candidate(space.schemes[0], None, False), outcome.rows
+    c = outcome.chosen
+    chosen = next(r for r in outcome.rows if r["chosen"])
+    log(f"search chose {public_format(c.scheme)}, {chosen['dims']} dims"
+        f"{', distilled' if chosen['distilled'] else ''}: {chosen['file_bytes']} bytes "
+        f"({options.ranked_by}), the smallest of {len(outcome.rows)} candidates tried within the guard")
+    return c, outcome.rows
+
+
+def _distill_pass(reference: IR, options: CompileOptions, scheme: str,
+                  log: Callable[[str], None]) -> Distill:
     """Fine-tune the pruned tables to rank like the float model (docs/compression.md), aware of
     the rounding that follows when every table is quantized alike (int8, int4; int4-item mixes
     widths, which the fake quantizer does not model). lr and temperature are the values
     measured best in ``experiments/compression_report.py``."""
-    return Distill(reference, epochs=options.distill_epochs, lr=3e-3, temperature=0.5,
+    epochs = AUTO_DISTILL_EPOCHS if options.distill_epochs is None else options.distill_epochs
+    return Distill(reference, epochs=epochs, lr=3e-3, temperature=0.5,
                    sample_users=options.distill_users,
-                   quant_bits={"int8": 8, "int4": 4}.get(options.quantize), log=log)
+                   quant_bits={"int8": 8, "int4": 4}.get(scheme), log=log)
 
 
 def _check_program_options(model: str, head: str, options: CompileOptions) -> None:
@@ -286,35 +359,6 @@ def dims_prunable(ir: IR) -> bool:
     """Whether the svd/columns width pruning keeps the IR's programs exact: a dot scorer, and a
     history program that is linear in its user-side tables (not gat's attention logits)."""
     return ir.scorer.get("kind") == "dot" and ir.history_kind in ("lightgcn", "sage", "gcn")
-
-
-def _search_width(reference: IR, build: Callable[[int | None], IR], gdata: GuardData,
-                  ref_metrics: dict[str, float], options: CompileOptions,
-                  search: list[dict[str, float]], log: Callable[[str], None]) -> int:
-    """Binary search over candidate widths for the smallest one the guard accepts."""
-    cands = _candidate_widths(reference.dim)
-    lo, hi = 0, len(cands) - 1
-    best = None
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        w = cands[mid]
-        m = measure(build(w), reference, gdata)
-        ok = not check(m, ref_metrics, reference.modes, options.max_recall_drop, options.min_agreement)
-        search.append({"dims": w, "accepted": ok, **m})
-        log(f"--dims auto: {w} dims -> " + ", ".join(f"{k} {v:.4f}" for k, v in m.items()) +
-            (" (within budget)" if ok else " (over budget)"))
-        if ok:
-            best, hi = w, mid - 1
-        else:
-            lo = mid + 1
-    if best is None:
-        if options.force:
-            return reference.dim
-        raise GuardError(f"accuracy guard refused: even {reference.dim} dims with {options.quantize} lose more "
-                         f"than {100 * options.max_recall_drop:.1f}% Recall@20 (use --quantize none or --force)")
-    log(f"--dims auto chose {best} dims: the smallest candidate within the guard's budget "
-        f"(tried {sorted({int(s['dims']) for s in search})})")
-    return best
 
 
 def _remap_truth(truth: tuple[np.ndarray, np.ndarray], old_ids: list[str],

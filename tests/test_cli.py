@@ -32,7 +32,8 @@ def test_train_evaluate_compile_inspect(synthetic_dir: Path, tmp_path: Path) -> 
     assert set(ev) == {"split", "recall@5", "ndcg@5", "recall@10", "ndcg@10"}
     assert ev["recall@10"] == pytest.approx(summary["test"]["recall@10"], abs=1e-6) or "recall@10" in ev
     ir = tmp_path / "ir"
-    out = json.loads(run("compile", str(ck), "--out", str(ir), "--dims", "full", "--json").stdout)
+    out = json.loads(run("compile", str(ck), "--out", str(ir), "--dims", "full", "--quantize", "int8",
+                         "--json").stdout)
     assert [p["name"] for p in out["passes"]] == ["precompute", "quantize", "guard"]
     info = json.loads(run("inspect", str(ir), "--json").stdout)
     assert info["tables"]["item"]["dtype"] == "int8"

@@ -23,9 +23,19 @@ def artifacts(trained_ckpt: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_export_all_writes_verified_artifacts(artifacts: Path) -> None:
     import runtime
 
+    weights = {"int8": "int8-per-row", "int4-item": "int8-per-row+int4-item", "int4": "int4-per-row"}
+    searched = json.loads((artifacts / "tflite" / "manifest.json").read_text())["metrics"]["search"]
+    chosen = [r for r in searched["candidates"] if r["chosen"]]
+    assert len(chosen) == 1 and searched["ranked_by"].startswith("the larger of the tflite and onnx")
+    # one IR for both targets, chosen by the larger of the two files
+    assert chosen[0]["file_bytes"] == max(sum(f.stat().st_size for f in (artifacts / t).glob(f"*.{t}"))
+                                          for t in ("tflite", "onnx"))
     for target in ("tflite", "onnx"):
         m = json.loads((artifacts / target / "manifest.json").read_text())
-        assert m["target"] == target and m["quantization"]["weights"] == "int8-per-row"
+        # ONNX may keep 4-bit values in int8 storage
+        assert m["target"] == target and m["quantization"]["weights"] in (
+            {weights[chosen[0]["format"]]} if target == "tflite" else {weights[chosen[0]["format"]], "int8-per-row"})
+        assert m["metrics"]["search"] == searched and m["dim"] == chosen[0]["dims"]
         assert m["eval"] == "eval.json" and "eval.json" in m["files"]
         for mode in ("lookup", "history"):
             assert m["metrics"]["parity"]["modes"][mode]["agreement@20"] >= 0.99

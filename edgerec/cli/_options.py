@@ -12,7 +12,7 @@ from edgerec.cli._format import FiniteFloatRange
 # options that shape how a checkpoint is compiled: an IR source is exported as compiled
 COMPILE_ONLY = ("quantize", "mode", "dims", "energy", "prune_method", "min_item_count",
                 "distill_epochs", "max_recall_drop", "recall_margin", "min_agreement", "force", "head_keep",
-                "channel_keep", "finetune_epochs", "new_user")
+                "channel_keep", "finetune_epochs", "new_user", "search_budget")
 
 
 # the options behind each pass, for errors a pass raises in its own words
@@ -54,9 +54,13 @@ def compile_options(f: Any) -> Any:
         click.option("--prune-method", type=click.Choice(["svd", "columns"]), default="svd", show_default=True),
         click.option("--min-item-count", type=click.IntRange(0), default=0, show_default=True,
                      help="Drop items with fewer training interactions."),
-        click.option("--distill-epochs", type=click.IntRange(0), default=0, show_default=True,
+        click.option("--distill-epochs", type=click.IntRange(0), default=None,
                      help="LightGCN: after pruning, distil the narrower tables against the float "
-                          "model's rankings for N epochs (buys width at the same accuracy; slower)."),
+                          "model's rankings for N epochs (buys width at the same accuracy; slower). "
+                          "Default: the search tries it where it can pay."),
+        click.option("--search-budget", type=FiniteFloatRange(0, min_open=True), default=10.0,
+                     show_default=True, metavar="MINUTES",
+                     help="Bound the search of --quantize/--dims auto; it keeps its best candidate."),
         click.option("--max-recall-drop", type=FiniteFloatRange(0, 1), default=0.02, show_default=True,
                      help="The accuracy guard's budget: a fraction in [0, 1]."),
         click.option("--recall-margin", type=FiniteFloatRange(0, 0.999), default=0.95, show_default=True,
@@ -76,7 +80,8 @@ def compile_options(f: Any) -> Any:
 def api_compile_args(source: Path, *, data_path: Path | None, mode: str, dims: str,
                      energy: float | None, prune_method: str, min_item_count: int,
                      max_recall_drop: float, recall_margin: float, min_agreement: float | None, force: bool,
-                     quantize: str, distill_epochs: int, **model_options: Any) -> dict[str, Any]:
+                     quantize: str, distill_epochs: int | None, search_budget: float,
+                     **model_options: Any) -> dict[str, Any]:
     """The keyword arguments of :func:`edgerec.compile` for the CLI's compile options; none for
     an IR source (it is exported as it was compiled)."""
     if (source / "ir.json").is_file():
@@ -93,4 +98,5 @@ def api_compile_args(source: Path, *, data_path: Path | None, mode: str, dims: s
     return dict(modes=("lookup", "history") if mode == "both" else (mode,), dims=dims_opt,
                 energy=energy, prune_method=prune_method, quantize=quantize, data=data_path,
                 max_recall_drop=max_recall_drop, recall_margin=recall_margin, min_agreement=min_agreement,
-                force=force, min_item_count=min_item_count, distill_epochs=distill_epochs, **model_options)
+                force=force, min_item_count=min_item_count, distill_epochs=distill_epochs,
+                search_budget=search_budget, **model_options)

@@ -48,8 +48,9 @@ def pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
 @cli.command("compile")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--quantize", type=click.Choice([*FORMATS, "none"]), default="int8", show_default=True,
-              help="The number format ('none' is an old name of float32).")
+@click.option("--quantize", type=click.Choice(["auto", *FORMATS, "none"]), default="auto", show_default=True,
+              help="The number format; auto searches int8, int4-item and int4 with --dims auto for "
+                   "the smallest TFLite file the guard accepts ('none' is an old name of float32).")
 @click.option("--head-keep", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="MLP head: fraction of hidden neurons kept (structured pruning by activation).")
 @click.option("--channel-keep", type=click.FloatRange(0, 1, min_open=True), default=None,
@@ -68,7 +69,7 @@ def compile_cmd(checkpoint: Path, out: Path, overwrite: bool, as_json: bool, qua
     refuse_compile_options_for_ir(checkpoint)
     check_output(out, overwrite, (checkpoint, *([options["data_path"]] if options["data_path"] else [])))
     quantize = "float32" if quantize == "none" else quantize
-    compiled = edgerec.compile(checkpoint, log=None if as_json else _stderr,
+    compiled = edgerec.compile(checkpoint, log=None if as_json else _stderr, progress=not as_json,
                                **api_compile_args(checkpoint, quantize=quantize, **options))
     compiled.save(out, overwrite=overwrite)
     ir = compiled.ir
@@ -77,6 +78,7 @@ def compile_cmd(checkpoint: Path, out: Path, overwrite: bool, as_json: bool, qua
 
         echo_json({"ir": str(out), "summary": describe(ir), "passes": [r.to_json() for r in compiled.reports]})
     else:
+        _search_table(ir.metrics.get("search"), compiled.search)
         table(pass_rows(compiled.reports), title=f"edgerec compile -> {out}")
         click.echo(f"wrote {out}: {ir.dim} dims, {fmt_bytes(ir.nbytes)} of tables")
 
@@ -86,9 +88,11 @@ def compile_cmd(checkpoint: Path, out: Path, overwrite: bool, as_json: bool, qua
 @click.option("--target", default="tflite", show_default=True,
               help="tflite, onnx, numpy (the reference backend's format), or all (tflite and onnx).")
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--quantize", type=click.Choice(FORMATS), default="int8", show_default=True,
-              help="int4-item: the item table (the scoring matmul) in int4, packed in the TFLite "
-                   "and ONNX files; the gathered tables int8. int4: every table in int4 (smallest file).")
+@click.option("--quantize", type=click.Choice(["auto", *FORMATS]), default="auto", show_default=True,
+              help="auto: search the format with --dims auto for the smallest file of --target "
+                   "the guard accepts (all: the larger of the two files). int4-item: the item "
+                   "table (the scoring matmul) in int4, packed in the TFLite and ONNX files; the "
+                   "gathered tables int8. int4: every table in int4.")
 @click.option("--k", default=50, show_default=True, help="Top-k the model returns.")
 @click.option("--history-capacity", default=50, show_default=True, type=click.IntRange(1, 10_000),
               help="Most recent history items the history signature reads.")
@@ -101,15 +105,20 @@ def export(source: Path, target: str, out: Path, k: int, history_capacity: int, 
     import edgerec
 
     refuse_compile_options_for_ir(source)
+    compile_args = api_compile_args(source, **options)
+    if compile_args:
+        compile_args["progress"] = not as_json
     edgerec.export(source, out, target=target, k=k, history_capacity=history_capacity,
                    with_eval=with_eval, eval_users=eval_users, overwrite=overwrite,
-                   log=None if as_json else _stderr, **api_compile_args(source, **options))
+                   log=None if as_json else _stderr, **compile_args)
     targets = ["tflite", "onnx"] if target == "all" else [target]
     roots = {t: out if len(targets) == 1 else out / t for t in targets}
     manifests = {t: json.loads((r / "manifest.json").read_text()) for t, r in roots.items()}
     if as_json:
         echo_json(manifests)
         return
+    first = manifests[targets[0]].get("metrics") or {}
+    _search_table(first.get("search"), None)
     rows = []
     for t, m in manifests.items():
         parity = m.get("metrics", {}).get("parity", {})
@@ -121,6 +130,16 @@ def export(source: Path, target: str, out: Path, k: int, history_capacity: int, 
             row[f"{md} vs float@{pk}"] = v.get(f"agreement@{pk}_vs_float")
         rows.append(row)
     table(rows, title=f"edgerec export -> {out}")
+
+
+def _search_table(record: dict[str, Any] | None, timed: list[dict[str, Any]] | None) -> None:
+    """The candidates the search tried (with their times when the search ran in this process;
+    the record in the IR and the manifest has none)."""
+    from edgerec.search import table_rows
+
+    if record:
+        table(table_rows(timed or record["candidates"], record["float"]),
+              title=f"search: ranked by {record['ranked_by']}; metrics on valid (% of float)")
 
 
 def model_files(manifest: dict[str, Any]) -> list[str]:

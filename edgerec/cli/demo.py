@@ -70,10 +70,10 @@ def _demo(out: Path, users: int, items: int, epochs: int, requests: int) -> None
         ebar.close()
         bar.update(1)
         arts = []
-        for q in ("int8", "float32"):
+        for q in ("auto", "float32"):  # the default (searched format and width), and float32
             bar.set_postfix_str(f"export tflite+onnx {q}")
             edgerec.export(ckpt, out / f"artifacts-{q}", target="all", quantize=q,
-                           dims="auto" if q == "int8" else None, with_eval=True, eval_users=200)
+                           dims="auto" if q == "auto" else None, with_eval=True, eval_users=200)
             arts += [out / f"artifacts-{q}" / "tflite", out / f"artifacts-{q}" / "onnx"]
         bar.update(1)
         bar.set_postfix_str("bench")
