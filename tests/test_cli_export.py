@@ -153,7 +153,7 @@ def test_overwrite_replaces_only_an_earlier_output(trained_ckpt: Path, tmp_path:
     assert (trained_ckpt / "config.json").is_file()
     ir = tmp_path / "ir"
     for _ in range(2):  # an earlier IR is replaced
-        run("compile", str(trained_ckpt), "--out", str(ir), "--overwrite", "--dims", "8")
+        run("compile", str(trained_ckpt), "--out", str(ir), "--overwrite", "--dims", "8", "--quantize", "int8")
     assert (ir / "ir.json").is_file()
 
 
