@@ -301,8 +301,9 @@ def _run_search(reference: IR, space: Space, narrowing: Callable[[Candidate], li
                      progress=options.progress)
     if outcome.chosen is None:
         if not options.force:
-            raise GuardError(f"accuracy guard refused every candidate: even {reference.dim} dims in "
-                             f"{public_format(space.schemes[0])} lose more than "
+            raise GuardError(f"accuracy guard refused every candidate ({len(outcome.rows)} tried, "
+                             f"the widest {space.widths[-1] or reference.dim} dims in "
+                             f"{public_format(space.schemes[0])}): each loses more than "
                              f"{100 * options.max_recall_drop:.1f}% Recall@20 (use --quantize float32 "
                              "or --force)")
         return Candidate(space.schemes[0], None, False), outcome.rows

@@ -181,7 +181,7 @@ def test_option_bounds_and_options_an_ir_source_cannot_take(trained_ckpt: Path, 
                          (["--eval-users", "-3", "--with-eval"], "--eval-users")):
         assert_one_line_error(run("export", str(trained_ckpt), "--out", str(out), *args, ok=False), needle)
     ir = tmp_path / "ir"
-    run("compile", str(trained_ckpt), "--out", str(ir), "--dims", "8")
+    run("compile", str(trained_ckpt), "--out", str(ir), "--dims", "8", "--quantize", "int8")
     for cmd in ("export", "compile"):  # an IR is already compiled: no silent no-ops
         assert_one_line_error(run(cmd, str(ir), "--out", str(out), "--quantize", "float16", "--dims", "full",
                                   ok=False), "--quantize, --dims apply when compiling a checkpoint")
