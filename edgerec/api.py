@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from inspect import signature
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -348,12 +349,10 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
     return Compiled(result.ir, result.reports, result.search, source, interactions)
 
 
-_COMPILE_DEFAULTS = {"modes": ("lookup", "history"), "dims": "auto", "energy": None,
-                     "prune_method": "svd", "quantize": "auto", "data": None,
-                     "max_recall_drop": 0.02, "recall_margin": 0.95, "min_agreement": None, "force": False,
-                     "min_item_count": 0, "distill_epochs": None, "head_keep": None,
-                     "channel_keep": None, "finetune_epochs": 0, "new_user": "mean",
-                     "search_budget": 10.0}
+# what compile() would change about a model, with its defaults (an IR source must keep them);
+# read from the signature so the two cannot drift
+_COMPILE_DEFAULTS = {n: p.default for n, p in signature(compile).parameters.items()
+                     if p.kind is p.KEYWORD_ONLY and n not in ("log", "progress", "size_target")}
 
 
 def _sizer(target: str, k: int = 50, history_capacity: int = 50) -> Callable[[IR], int]:
@@ -435,7 +434,7 @@ def export(compiled: Compiled | IR | Checkpoint | Embeddings | PathLike, out: Pa
     if isinstance(compiled, IR):
         compiled = Compiled(compiled)
     if not isinstance(compiled, Compiled):
-        compiled = globals()["compile"](compiled, log=log, **{
+        compiled = compile(compiled, log=log, **{
             "size_target": _sizer(target, k, history_capacity), **compile_options})
     elif compile_options:
         raise EdgerecError(f"{', '.join(compile_options)}: the model is already compiled")
