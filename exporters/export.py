@@ -130,6 +130,7 @@ def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_pa
     base = dict(target=target, num_users=ir.num_users, num_items=ir.num_items, dim=ir.dim, k=k,
                 history_capacity=hcap, exclude_capacity=ecap, modes=list(ir.modes),
                 weights=built.weights, activations=built.activations, seen=with_seen,
+                external_data=built.data,
                 eval_file="eval.json" if "eval.json" in extra_files else None, tables=built.tables,
                 toolkit=_versions(REGISTRY[target].toolkit),
                 source={"checkpoint_fingerprint": ir.provenance.get("checkpoint_fingerprint"),

@@ -19,11 +19,23 @@ dequantizes the whole table on every call.
 
 sage / gcn / gat history programs and the MLP head follow the TFLite graphs op for op (dense
 weights float32; ``mlp_item`` int8 is Cast + Mul by its row scale); see docs/export_notes.md.
+
+Every table is stored once: the mode graphs keep their initializers of at least
+``EXTERNAL_MIN`` bytes as ONNX external data in one shared file, ``tables.bin``
+(``external_data`` ``location``/``offset``/``length``, ``data_location = EXTERNAL``), and
+initializers with the same bytes (the item table and its scales, which both modes score with)
+point at the same range. Offsets are aligned (``_align``: 4,096 bytes for a tensor of at least
+64 KiB, so ONNX Runtime may map it from the file; 64 bytes otherwise). The artifact's two mode
+files then hold the graphs and small constants only, and the whole is about the size of
+``model.tflite``. The manifest names the file in each signature (``external_data``), so every
+runtime fetches and hashes it before an interpreter reads it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -37,13 +49,50 @@ OPSET = 17
 OPSET_INT4 = 21  # INT4 tensors and their Cast
 IR_VERSION = {OPSET: 8, OPSET_INT4: 10}  # the ONNX IR version each opset needs
 NEAR_TIE = "agreement, float near-ties"  # the parity rule of a float MatMul over integer weights
+DATA_FILE = "tables.bin"  # the external data every mode file reads its tables from
+EXTERNAL_MIN = 1024  # bytes: smaller initializers (shapes, axes, scalars) stay in the graph
+PAGE, PAGE_MIN, ALIGN = 4096, 64 << 10, 64
 
 
 @dataclass
 class OnnxModels:
-    files: dict[str, bytes]  # file name -> serialized model
+    files: dict[str, bytes]  # file name -> serialized model or the shared external data
     activations: str
     weights: str
+    data: str | None = None  # the external-data file (``DATA_FILE``), if any initializer moved
+
+
+def _align(offset: int, nbytes: int) -> int:
+    """The first offset at or after ``offset`` a tensor of ``nbytes`` is stored at."""
+    a = PAGE if nbytes >= PAGE_MIN else ALIGN
+    return -(-offset // a) * a
+
+
+def _externalize(models: dict[str, object]) -> bytes:
+    """Move every initializer of at least ``EXTERNAL_MIN`` bytes of ``models`` (file name ->
+    checked ModelProto, changed in place) into one blob, each distinct byte string once, and
+    return the blob (deterministic: the order of ``models`` and of their initializers)."""
+    from onnx import TensorProto
+
+    blob = bytearray()
+    offsets: dict[bytes, int] = {}
+    for model in models.values():
+        for init in model.graph.initializer:  # type: ignore[attr-defined]
+            data = init.raw_data
+            if len(data) < EXTERNAL_MIN:
+                continue
+            if data not in offsets:
+                start = _align(len(blob), len(data))
+                blob += bytes(start - len(blob)) + data
+                offsets[data] = start
+            init.ClearField("raw_data")
+            init.data_location = TensorProto.EXTERNAL
+            del init.external_data[:]
+            for key, value in (("location", DATA_FILE), ("offset", str(offsets[data])),
+                               ("length", str(len(data)))):
+                entry = init.external_data.add()
+                entry.key, entry.value = key, value
+    return bytes(blob)
 
 
 def _padded(a: np.ndarray) -> np.ndarray:
@@ -208,7 +257,7 @@ def _identity(src: str, dst: str) -> object:
     return helper.make_node("Identity", [src], [dst], name=f"out_{dst}")
 
 
-def _model(g: _Graph, name: str, inputs: dict[str, int], k: int) -> bytes:
+def _model(g: _Graph, name: str, inputs: dict[str, int], k: int) -> object:
     import onnx
     from onnx import TensorProto, helper
 
@@ -225,11 +274,11 @@ def _model(g: _Graph, name: str, inputs: dict[str, int], k: int) -> bytes:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as e:
         raise ExportError(f"ONNX model {name} failed the checker: {str(e).splitlines()[0]}") from None
-    return model.SerializeToString(deterministic=True)
+    return model
 
 
 def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> OnnxModels:
-    """Build one ONNX model per mode of ``ir``."""
+    """Build one ONNX model per mode of ``ir`` over one shared file of tables (module doc)."""
     try:
         import onnx  # noqa: F401
     except ImportError as e:  # pragma: no cover
@@ -237,7 +286,7 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
     weights = weights_kind(ir)
     from exporters.parity import input_names
 
-    files: dict[str, bytes] = {}
+    models: dict[str, object] = {}
     for mode in ir.modes:
         a, b = input_names(mode)
         if {a, b} & {"scores", "items"}:
@@ -250,7 +299,7 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         a, b = input_names("lookup")
         u = _gather_rows(g, "user", ir.tables["user"], a)
         _score(g, ir, u, b, k)
-        files["lookup.onnx"] = _model(g, "lookup", {a: 1, b: exclude_capacity}, k)
+        models["lookup.onnx"] = _model(g, "lookup", {a: 1, b: exclude_capacity}, k)
     if "history" in ir.modes:
         g = _Graph()
         a, b = input_names("history")
@@ -262,23 +311,30 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         else:
             u = _gnn_history(g, ir, rows, a, b, history_capacity)
         _score(g, ir, u, a, k)
-        files["history.onnx"] = _model(g, "history", {a: history_capacity, b: 1}, k)
+        models["history.onnx"] = _model(g, "history", {a: history_capacity, b: 1}, k)
+    blob = _externalize(models)
+    files = {name: model.SerializeToString(deterministic=True)  # type: ignore[attr-defined]
+             for name, model in models.items()}
+    if blob:
+        files[DATA_FILE] = blob
     return OnnxModels(
-        files=files,
+        files=files, data=DATA_FILE if blob else None,
         activations="dynamic-uint8-asymmetric" if weights == "int8-per-row"
         and ir.scorer.get("kind") != "mlp" else "float",
         weights=weights)
 
 
-def runner(files: dict[str, bytes]) -> Runner:
-    """One single-threaded CPU session per mode file."""
+def runner(root: Path, files: Iterable[str]) -> Runner:
+    """One single-threaded CPU session per mode file of ``files``, loaded from the directory
+    ``root`` they were written to (so the external data resolves as on a device)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    sessions = {name.removesuffix(".onnx"): ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
-                for name, data in files.items()}
+    sessions = {name.removesuffix(".onnx"): ort.InferenceSession(str(root / name), opts,
+                                                                 providers=["CPUExecutionProvider"])
+                for name in files if name.endswith(".onnx")}
 
     def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         scores, items = sessions[mode].run(["scores", "items"], feeds)
@@ -292,7 +348,8 @@ def build_target(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int
     models = build(ir, k=k, history_capacity=history_capacity, exclude_capacity=exclude_capacity)
     near_tie = models.activations == "float" and models.weights in (INT4, INT4_ITEM)
     return Built(files=models.files, weights=models.weights, activations=models.activations,
-                 runner=lambda root: runner(models.files), check=NEAR_TIE if near_tie else None)
+                 runner=lambda root: runner(root, models.files), check=NEAR_TIE if near_tie else None,
+                 data=models.data)
 
 
 TARGET = Target(name="onnx", toolkit=("onnx", "onnxruntime"), build=build_target)

@@ -77,8 +77,13 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def default_signatures(target: str, modes: list[str] | tuple[str, ...], k: int,
-                       history_capacity: int, exclude_capacity: int) -> dict[str, Any]:
-    """The ``signatures`` block the contract fixes for ``target`` (file names, keys, I/O)."""
+                       history_capacity: int, exclude_capacity: int,
+                       external_data: str | None = None) -> dict[str, Any]:
+    """The ``signatures`` block the contract fixes for ``target`` (file names, keys, I/O).
+
+    ``external_data``: the file every mode's model reads its tables from (the ONNX target's
+    ``tables.bin``, shared by the modes), recorded in each signature so that a runtime fetches
+    and hashes it with the model file."""
     out: dict[str, Any] = {}
     for mode in modes:
         if mode == "lookup":
@@ -89,6 +94,8 @@ def default_signatures(target: str, modes: list[str] | tuple[str, ...], k: int,
         file = {"tflite": "model.tflite", "onnx": f"{mode}.onnx"}.get(target)
         out[mode] = {"file": file, "key": mode, "inputs": inputs,
                      "outputs": {"scores": _spec("float32", [k]), "items": _spec("int32", [k])}}
+        if external_data is not None:
+            out[mode]["external_data"] = external_data
     return out
 
 
@@ -166,17 +173,20 @@ def build_manifest(*, target: str, num_users: int, num_items: int, dim: int, k: 
                    tables: dict[str, dict[str, str | None]] | None = None,
                    metrics: dict[str, Any] | None = None, toolkit: dict[str, Any] | None = None,
                    source: dict[str, Any] | None = None, scorer: dict[str, Any] | None = None,
-                   history: dict[str, Any] | None = None) -> dict[str, Any]:
+                   history: dict[str, Any] | None = None,
+                   external_data: str | None = None) -> dict[str, Any]:
     """A manifest with the contract's fixed names filled in; ``files`` is left for
     :func:`write_manifest`, which hashes the directory. ``scorer``/``history`` are written only
-    when they differ from the defaults (dot product, LightGCN fold)."""
+    when they differ from the defaults (dot product, LightGCN fold); ``external_data`` (the
+    file the models read their tables from, see :func:`default_signatures`) only when given."""
     modes = list(modes)
     m: dict[str, Any] = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "target": target,
         "num_users": num_users, "num_items": num_items, "dim": dim, "k": k,
         "history_capacity": history_capacity, "exclude_capacity": exclude_capacity,
         "pad_index": num_items, "modes": modes,
-        "signatures": default_signatures(target, modes, k, history_capacity, exclude_capacity),
+        "signatures": default_signatures(target, modes, k, history_capacity, exclude_capacity,
+                                         external_data),
         "quantization": {"weights": weights, "activations": activations},
         "id_maps": {"users": "users.json", "items": "items.json"},
         "popular": "popular.npy",
