@@ -14,6 +14,9 @@ Checked, per scheme (``quantization.weights``) and ``dim``:
 - the gathered tables (user and history rows: constants of GATHER ops ``dim`` wide), their
   element type.
 
+ONNX only: every initializer stored as external data must point at a file a signature names
+(``external_data``), so an interpreter reads no file the manifest does not hash.
+
 An integer scheme's constant below the TFLite converter's 1,024-element quantization threshold
 is accepted as float32 (the converter keeps it float, holding the same integers). Not checked:
 the values and scales themselves (the exporters' parity check and the manifest's
@@ -97,8 +100,16 @@ def check_tflite(m: dict[str, Any], path: Path) -> None:
 def check_onnx(m: dict[str, Any], path: Path) -> None:
     """Refuse an ``.onnx`` file whose weights disagree with manifest ``m`` (see module doc)."""
     want = ONNX_TYPES.get(m["quantization"]["weights"])
-    g = _onnx_file.read_graph(path) if want is not None else None
+    g = _onnx_file.read_graph(path)
     if g is None:
+        return
+    listed = {s["external_data"] for s in m["signatures"].values() if s.get("external_data")}
+    stray = sorted({loc for loc in g.external.values() if loc not in listed})
+    if stray:
+        raise ArtifactError(f"{path}: the model reads its tables from {', '.join(map(repr, stray))}, "
+                            "which no signature of the manifest names (external_data): refusing "
+                            "an unhashed file")
+    if want is None:
         return
     dim, n = int(m["dim"]), int(m["num_items"])
     producer = {out: (op, ins) for op, ins, outs in g.nodes for out in outs}

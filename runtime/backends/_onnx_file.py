@@ -4,7 +4,8 @@ An ONNX model is a protobuf ``ModelProto``; onnxruntime does not expose its init
 the device extra carries no ``onnx``/``protobuf``. The few fields needed are read straight from
 the protobuf wire format (``ModelProto.graph`` = 7; ``GraphProto.node`` = 1, ``.initializer``
 = 5; ``NodeProto.input`` = 1, ``.op_type`` = 4; ``TensorProto.dims`` = 1, ``.data_type`` = 2,
-``.name`` = 8), skipping over every tensor's data. Anything unexpected returns None and the
+``.name`` = 8, ``.external_data`` = 13 as ``StringStringEntryProto`` key = 1 / value = 2),
+skipping over every tensor's data. Anything unexpected returns None and the
 caller checks nothing.
 """
 
@@ -21,11 +22,13 @@ DATA_TYPES = {1: "float32", 2: "uint8", 3: "int8", 5: "int16", 6: "int32", 7: "i
 
 @dataclass
 class Graph:
-    """What the checks read: every node as (op_type, inputs, outputs), and every initializer's
-    type name and dims by name."""
+    """What the checks read: every node as (op_type, inputs, outputs), every initializer's
+    type name and dims by name, and the external-data ``location`` of those stored outside the
+    model file, by name."""
 
     nodes: list[tuple[str, list[str], list[str]]] = field(default_factory=list)
     initializers: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
+    external: dict[str, str] = field(default_factory=dict)
 
 
 def _varint(b: memoryview, i: int) -> tuple[int, int]:
@@ -101,7 +104,7 @@ def _graph(model: memoryview) -> Graph | None:
             out.nodes.append((op, inputs, outputs))
         elif num == 5:  # TensorProto
             dims: list[int] = []
-            dtype, name = 0, ""
+            dtype, name, location = 0, "", None
             for n2, w2, v2 in _fields(v):
                 if n2 == 1:
                     dims += _packed(v2) if w2 == 2 else [v2]
@@ -109,5 +112,11 @@ def _graph(model: memoryview) -> Graph | None:
                     dtype = v2
                 elif n2 == 8 and w2 == 2:
                     name = bytes(v2).decode("utf-8")
+                elif n2 == 13 and w2 == 2:  # StringStringEntryProto
+                    entry = {n3: bytes(v3).decode("utf-8") for n3, w3, v3 in _fields(v2) if w3 == 2}
+                    if entry.get(1) == "location":
+                        location = entry.get(2, "")
             out.initializers[name] = (DATA_TYPES.get(dtype, f"type{dtype}"), tuple(dims))
+            if location is not None:
+                out.external[name] = location
     return out

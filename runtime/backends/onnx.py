@@ -1,6 +1,9 @@
 """ONNX Runtime (``onnxruntime``), CPU provider: ``pip install onnxruntime``.
 
-One ``InferenceSession`` per mode file, loaded by path (no Python copy of the model bytes).
+One ``InferenceSession`` per mode file, loaded by path (no Python copy of the model bytes); the
+tables are external data in the artifact's ``tables.bin`` (the signature's ``external_data``),
+which ONNX Runtime reads beside the model file: the manifest hashed it with every other file,
+and the model check refuses a model reading any file the manifest does not name.
 ``InferenceSession.run`` is documented as thread-safe, so one session serves every thread.
 """
 

@@ -102,14 +102,16 @@ function inRange(a, n) {
 
 /**
  * Fetch, hash and check everything a recommender needs: the validated manifest, id maps,
- * popular items, seen CSR, and the bytes of each model file (not yet given to an interpreter).
+ * popular items, seen CSR, and the bytes of each model file and of the external data the
+ * signatures name (`models`, by file name; not yet given to an interpreter).
  * Files the runtime does not use (eval.json, numpy tables) are left on the server; whatever is
  * read later (the selftest's eval.json) goes through fetchVerified too.
  */
 export async function loadArtifact(url, { fetch: fetchFn = globalThis.fetch?.bind(globalThis) } = {}) {
   const base = artifactBase(url);
   const m = await readManifest(base, fetchFn);
-  const modelFiles = [...new Set(m.modes.map((mode) => m.signatures?.[mode]?.file).filter((f) => f != null))];
+  // the model files and the files they read their tables from (ONNX external data, shared by the modes)
+  const modelFiles = [...new Set(m.modes.flatMap((mode) => [m.signatures?.[mode]?.file, m.signatures?.[mode]?.external_data]).filter((f) => f != null))];
   const names = [m.id_maps.users, m.id_maps.items, m.popular, ...(m.seen ? [m.seen.indptr, m.seen.indices] : []), ...modelFiles];
   const fetched = await Promise.all(names.map((n) => fetchVerified(base, m, n, fetchFn)));
   const bytes = new Map(names.map((n, i) => [n, fetched[i]]));

@@ -114,6 +114,44 @@ test("a tampered file is refused with a ChecksumError naming it; a missing one w
   await assert.rejects(load(URL_, { fetch, makeBackend: () => fakeBackend(art.manifest) }), /popular\.npy is listed in the manifest but missing/);
 });
 
+/** makeArtifact() as an ONNX artifact: two mode files over one shared tables.bin. */
+function onnxArtifact() {
+  const art = makeArtifact();
+  const te = new TextEncoder();
+  art.manifest.target = "onnx";
+  art.files.delete("model.tflite");
+  for (const mode of ["lookup", "history"]) {
+    art.files.set(`${mode}.onnx`, te.encode(`not really the ${mode} model`));
+    Object.assign(art.manifest.signatures[mode], { file: `${mode}.onnx`, external_data: "tables.bin" });
+  }
+  art.files.set("tables.bin", Uint8Array.from({ length: 256 }, (_, i) => i));
+  return art;
+}
+
+test("an ONNX artifact's shared tables.bin is fetched once, hashed, and handed to the backend with the models", async () => {
+  const art = onnxArtifact();
+  const fetched = [];
+  const serveIt = serve(art);
+  const fetch = (url) => { fetched.push(new URL(url).pathname); return serveIt(url); };
+  let seen;
+  const rec = await load(URL_, { fetch, makeBackend: (a) => { seen = a; return fakeBackend(a.manifest); } });
+  assert.deepEqual([...seen.models.keys()].sort(), ["history.onnx", "lookup.onnx", "tables.bin"]);
+  assert.deepEqual(seen.models.get("tables.bin"), art.files.get("tables.bin"));
+  assert.equal(fetched.filter((p) => p === "/a/tables.bin").length, 1);
+  assert.equal((await rec.recommend("2", 3)).length, 3);
+
+  art.files.get("tables.bin")[7] ^= 1;
+  await assert.rejects(load(URL_, { fetch, makeBackend: () => fakeBackend(art.manifest) }),
+    (e) => e instanceof ChecksumError && /tables\.bin does not match its SHA-256/.test(e.message));
+  art.files.delete("tables.bin");
+  await assert.rejects(load(URL_, { fetch, makeBackend: () => fakeBackend(art.manifest) }), /tables\.bin is listed in the manifest but missing/);
+  const unlisted = onnxArtifact();
+  const fetch2 = serve(unlisted);
+  delete unlisted.manifest.files["tables.bin"];
+  await assert.rejects(load(URL_, { fetch: fetch2, makeBackend: () => fakeBackend(unlisted.manifest) }),
+    /external_data "tables\.bin" is not listed in 'files'/);
+});
+
 test("the manifest is checked against the shared schema, with the Python runtime's messages", async () => {
   const cases = [
     [{ k: 0 }, /'k' must be an integer >= 1/],

@@ -1,4 +1,5 @@
-// onnxruntime-web, wasm execution provider: runs lookup.onnx / history.onnx.
+// onnxruntime-web, wasm execution provider: runs lookup.onnx / history.onnx over their shared
+// tables.bin (ONNX external data, passed from memory: the bytes the loader fetched and hashed).
 // One wasm thread: threads need a cross-origin isolated page (COOP/COEP) and gave nothing at
 // this model size. Tensors are disposed after each call.
 
@@ -27,9 +28,11 @@ export async function create(artifact, { ortWasmPath }) {
   const disposeAll = () => Object.values(sessions).forEach((s) => s.release?.());
   try {
     for (const mode of m.modes) {
-      const file = m.signatures[mode].file;
+      const { file, external_data: data } = m.signatures[mode];
+      // the tables: external data in one file shared by the modes, given as the hashed bytes
+      const externalData = data == null ? undefined : [{ path: data, data: artifact.models.get(data) }];
       try {
-        sessions[mode] = await ort.InferenceSession.create(artifact.models.get(file), { executionProviders: ["wasm"] });
+        sessions[mode] = await ort.InferenceSession.create(artifact.models.get(file), { executionProviders: ["wasm"], externalData });
       } catch (e) {
         throw new ArtifactError(`${file}: onnxruntime-web refused the model (${e?.message ?? e})`);
       }
