@@ -63,9 +63,10 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
 
 
 def describe_artifact(artifact: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Target, shape and sizes: model files (what the interpreter maps) and the whole directory."""
-    model_files = sorted({s["file"] for s in (manifest.get("signatures") or {}).values()
-                          if isinstance(s, dict) and s.get("file")})
+    """Target, shape and sizes: model files (what the interpreter maps: the models and the
+    tables they read, ONNX ``tables.bin``) and the whole directory."""
+    model_files = sorted({f for s in (manifest.get("signatures") or {}).values() if isinstance(s, dict)
+                          for f in (s.get("file"), s.get("external_data")) if isinstance(f, str) and f})
     model_files += sorted(t[key] for t in (manifest.get("tables") or {}).values()
                           for key in ("file", "scale_file") if isinstance(t, dict) and t.get(key))
     sizes = {f: (artifact / f).stat().st_size for f in model_files if (artifact / f).is_file()}

@@ -151,8 +151,7 @@ def download_parts(site: Path, target: str) -> dict[str, int]:
     """Bytes the demo page fetches in Chromium, by kind: wasm, JavaScript, model, the rest of
     the artifact and the page itself (eval.json and the self-test's files are not fetched)."""
     art = json.loads((site / "artifact" / "manifest.json").read_text())
-    model_files = {f for s in art["signatures"].values() for f in (s["file"], s.get("external_data"))
-                   if f is not None}
+    model_files = {f for s in art["signatures"].values() for f in (s["file"], s.get("external_data")) if f}
     used = {art["id_maps"]["users"], art["id_maps"]["items"], art["popular"]}
     if art.get("seen"):
         used |= {art["seen"]["indptr"], art["seen"]["indices"]}

@@ -40,7 +40,8 @@ def answer_all(rec: runtime.Recommender, users: np.ndarray, histories: list[list
 
 def model_bytes(root: Path) -> int:
     m = json.loads((root / "manifest.json").read_text())
-    return sum((root / f).stat().st_size for f in {s["file"] for s in m["signatures"].values()})
+    return sum((root / f).stat().st_size for f in {f for s in m["signatures"].values()
+                                                   for f in (s["file"], s.get("external_data")) if f})
 
 
 def ops(root: Path) -> dict[str, list[str]]:

@@ -183,8 +183,12 @@ def _mlp_scores(g: _Graph, ir: IR, u: str) -> str:
 
 def _mask_topk(g: _Graph, ir: IR, s: str, exclude: str, k: int, mask_value: float,
                row_scale: str | None = None) -> tuple[str, str]:
+    from onnx import TensorProto, helper
+
     n = ir.num_items
-    zeros = g.const("mask_zeros", np.zeros(n + 1, np.float32))
+    # zeros made in the graph, not stored: a [n + 1] float32 constant is 4 bytes an item
+    zeros = g.one("ConstantOfShape", [g.const("mask_len", np.array([n + 1], np.int64))],
+                  value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
     fill = g.one("Expand", [g.const("mask_value", np.array([mask_value], np.float32)),
                             g.one("Shape", [exclude])])
     penalty = g.one("ScatterElements", [zeros, exclude, fill], axis=0)

@@ -131,7 +131,7 @@ def test_interpreter_target_gets_its_own_baseline(numpy_artifact, tmp_path):
     assert onnx_t["memory"]["baseline"] == "onnxruntime" and np_t["memory"]["baseline"] == "none"
     assert (onnx_t["memory"]["peak_rss_increase_bytes"] == onnx_t["memory"]["peak_rss_bytes"]
             - rep["baselines"]["onnxruntime"]["peak_rss_bytes"])
-    assert {f.rsplit(".", 1)[-1] for f in onnx_t["artifact"]["model_files"]} == {"onnx"}
+    assert {f.rsplit(".", 1)[-1] for f in onnx_t["artifact"]["model_files"]} == {"onnx", "bin"}
     assert onnx_t["accuracy"]["source"] == "artifact"
     assert onnx_t["accuracy"]["file"] == str(art.resolve() / "eval.json")
     for mode in ("history", "lookup"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -205,8 +206,8 @@ def test_a_model_that_disagrees_is_refused(tmp_path: Path, irs, monkeypatch) -> 
 
     real = onnx_target.runner
 
-    def off_by_one(files):
-        run = real(files)
+    def off_by_one(root, files):
+        run = real(root, files)
 
         def wrong(mode, feeds):
             out = run(mode, feeds)
@@ -403,10 +404,11 @@ def test_onnx_int4_tables_are_packed_and_answer_as_the_reference(tmp_path: Path,
     assert found == set(packed)
     m8 = export_ir(quantize(base, "int8")[0], tmp_path / "b", "onnx", k=K, history_capacity=8)
     assert m8["quantization"]["weights"] == "int8-per-row" and "check" not in m8["metrics"]["parity"]
-    size = {d: sum((tmp_path / d / f).stat().st_size for f in ("lookup.onnx", "history.onnx"))
+    size = {d: sum((tmp_path / d / f).stat().st_size for f in ("lookup.onnx", "history.onnx",
+                                                                "tables.bin"))
             for d in ("a", "b")}
     stored = ir.num_items * dim + (ir.num_items + ir.num_users) * dim * (scheme == "int4")
-    assert size["b"] - size["a"] >= stored // 2 - 4096
+    assert size["b"] - size["a"] >= stored // 2 - 4096 * 3  # 3 tables, each aligned to a page
     # the runtime (ONNX Runtime) answers with the numpy reference's top-k on the same integers
     export_ir(ir, tmp_path / "n", "numpy", k=K, history_capacity=8)
     got = runtime.load(tmp_path / "a")
@@ -423,6 +425,85 @@ def test_onnx_int4_tables_are_packed_and_answer_as_the_reference(tmp_path: Path,
     artifact.write_manifest(tmp_path / "a", forged)
     with pytest.raises(runtime.ArtifactError, match="not the one this manifest describes"):
         runtime.load(tmp_path / "a")
+
+
+def _onnx_item_bytes(ir) -> bytes:
+    """The scored item table as the ONNX file stores it (uint8 + 128 for MatMulInteger, or
+    INT4 packed), transposed."""
+    from exporters.weights import pack_int4
+
+    item = ir.tables["item"]
+    if item.bits == 4:
+        return pack_int4(np.ascontiguousarray(item.values.T))
+    return np.ascontiguousarray((item.values.T.astype(np.int16) + 128).astype(np.uint8)).tobytes()
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int4-item", "int4"])
+def test_onnx_stores_each_table_once_and_answers_as_the_reference(tmp_path: Path,
+                                                                   scheme: str) -> None:
+    """Both mode files keep their tables as external data in one tables.bin, which holds the
+    item table and its scales once (both modes point at the same bytes, at aligned offsets):
+    the artifact is about the size of its tables, as model.tflite is. IR -> files -> runtime
+    answers with the numpy reference's top-k in both modes; a tampered tables.bin is refused."""
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import TensorProto
+
+    import runtime
+    from exporters.onnx import ALIGN, DATA_FILE, EXTERNAL_MIN
+    from tests.factories import assert_one_line_error, run
+
+    ir = quantize(make_ir(num_users=60, num_items=3000, dim=16, seed=5), scheme)[0]
+    a = tmp_path / "a"
+    m = export_ir(ir, a, "onnx", k=K, history_capacity=8)
+    assert {s["external_data"] for s in m["signatures"].values()} == {DATA_FILE}
+    blob = (a / DATA_FILE).read_bytes()
+    models = {f: (a / f).read_bytes() for f in ("lookup.onnx", "history.onnx")}
+    item = _onnx_item_bytes(ir)
+    scale = ir.tables["item"].scale.astype(np.float32).tobytes()
+    assert blob.count(item) == 1 and blob.count(scale) == 1
+    assert not any(item in b or scale in b for b in models.values())
+    ext = {}
+    for f in models:
+        model = onnx.load(str(a / f), load_external_data=False)
+        for init in model.graph.initializer:
+            if init.data_location != TensorProto.EXTERNAL:
+                assert len(init.raw_data) < EXTERNAL_MIN, (f, init.name)
+                continue
+            e = {x.key: x.value for x in init.external_data}
+            assert e["location"] == DATA_FILE and int(e["offset"]) % ALIGN == 0
+            assert int(e["offset"]) + int(e["length"]) <= len(blob)
+            ext[f, init.name] = e
+    for name in ("item_q4_t" if scheme != "int8" else "item_u8_t", "item_scale"):
+        assert ext["lookup.onnx", name] == ext["history.onnx", name]
+    # each table once: the files are the tables' bytes plus graphs, padding and the mask row
+    total = len(blob) + sum(map(len, models.values()))
+    assert total < ir.nbytes + 4 * ir.num_items + 16_384, total
+    # the same IR exports the same bytes
+    export_ir(ir, tmp_path / "again", "onnx", k=K, history_capacity=8)
+    assert _files(a) == _files(tmp_path / "again")
+
+    export_ir(ir, tmp_path / "n", "numpy", k=K, history_capacity=8)
+    got = runtime.load(a)
+    ref = runtime.load(tmp_path / "n", activations=m["quantization"]["activations"])
+    rng = np.random.default_rng(0)
+    for u in ref.artifact.user_ids[:60]:
+        assert [i for i, _ in got.recommend(u, K)] == [i for i, _ in ref.recommend(u, K)], u
+    for _ in range(40):
+        hist = rng.choice(ref.artifact.item_ids, size=int(rng.integers(1, 12)), replace=False).tolist()
+        assert [i for i, _ in got.recommend_from_history(hist, K)] == \
+            [i for i, _ in ref.recommend_from_history(hist, K)], hist
+
+    bad = tmp_path / "bad"
+    shutil.copytree(a, bad)
+    data = bytearray((bad / DATA_FILE).read_bytes())
+    data[len(data) // 2] ^= 1
+    (bad / DATA_FILE).write_bytes(bytes(data))
+    with pytest.raises(runtime.ChecksumError, match="tables.bin does not match its SHA-256"):
+        runtime.load(bad)
+    if scheme == "int8":  # the CLI's one line
+        assert_one_line_error(run("inspect", str(bad), ok=False),
+                              "tables.bin does not match its SHA-256")
 
 
 def test_tflite_refuses_mixed_int4_widths(tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ def run_browser(artifact: Path, *, cpu_throttle: float = 1, web_dir: Path = WEB_
         report["cpu_throttle"] = cpu_throttle
         report["model_bytes"] = sum(
             (site / "artifact" / f).stat().st_size
-            for f in {s["file"] for s in _manifest(site)["signatures"].values()})
+            for f in {f for s in _manifest(site)["signatures"].values()
+                      for f in (s.get("file"), s.get("external_data")) if f})
         report["quantization"] = _manifest(site)["quantization"]
         return report
 

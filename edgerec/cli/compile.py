@@ -143,8 +143,9 @@ def _search_table(record: dict[str, Any] | None, timed: list[dict[str, Any]] | N
 
 
 def model_files(manifest: dict[str, Any]) -> list[str]:
-    """What the device loads to score: the model file(s), or a numpy target's tables."""
-    files = {s["file"] for s in manifest["signatures"].values() if s.get("file")}
+    """What the device loads to score: the model file(s) and the tables they read (ONNX:
+    ``tables.bin``), or a numpy target's tables."""
+    files = {f for s in manifest["signatures"].values() for f in (s.get("file"), s.get("external_data")) if f}
     files |= {t[key] for t in (manifest.get("tables") or {}).values()
               for key in ("file", "scale_file") if t.get(key)}
     return sorted(files)
