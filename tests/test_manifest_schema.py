@@ -52,6 +52,11 @@ def test_messages_are_one_line_and_name_the_field(tmp_path):
                                            "items.json", "popular.npy", "seen_indptr.npy",
                                            "seen_indices.npy")}
     A.validate_manifest(base)
+    shared = A.build_manifest(target="onnx", num_users=3, num_items=5, dim=2, k=4, history_capacity=3,
+                              exclude_capacity=2, modes=["lookup", "history"], weights="float32",
+                              activations="float", external_data="tables.bin")
+    assert {s["external_data"] for s in shared["signatures"].values()} == {"tables.bin"}
+    A.validate_manifest(shared | {"files": base["files"] | {"tables.bin": "0" * 64}})
     cases = [
         ({"signatures": {"lookup": base["signatures"]["lookup"]}}, "signatures.history is missing"),
         ({"num_users": 0}, "lookup mode needs num_users >= 1"),
@@ -62,6 +67,10 @@ def test_messages_are_one_line_and_name_the_field(tmp_path):
         ({"quantization": {"weights": "float32"}}, "quantization.activations must be one of"),
         ({"eval": "eval.json"}, "eval 'eval.json' is not listed in 'files'"),
         ({"format": None}, "'format' must be 'edgerec-artifact', got None"),
+        ({"signatures": {mode: s | {"external_data": "tables.bin"} for mode, s in base["signatures"].items()}},
+         "signatures.lookup.external_data 'tables.bin' is not listed in 'files'"),
+        ({"signatures": {mode: s | {"external_data": "../t.bin"} for mode, s in base["signatures"].items()}},
+         "signatures.lookup.external_data '../t.bin' must be a relative path inside the artifact"),
     ]
     for change, msg in cases:
         with pytest.raises(ArtifactError, match=msg.replace("[", r"\[").replace("]", r"\]")) as e:

@@ -43,7 +43,7 @@ def forge(arts, into: tuple[str, str], model_from: tuple[str, str], tmp_path: Pa
     dest = tmp_path / "forged"
     shutil.copytree(arts[into], dest)
     m = json.loads((dest / "manifest.json").read_text())
-    for f in {s["file"] for s in m["signatures"].values()}:
+    for f in {f for s in m["signatures"].values() for f in (s["file"], s.get("external_data")) if f}:
         shutil.copy(arts[model_from] / f, dest / f)
     m.pop("files")
     write_manifest(dest, m)
@@ -72,6 +72,22 @@ def test_a_copied_model_with_resigned_hashes_is_refused(arts, tmp_path, into, mo
     with pytest.raises(ArtifactError, match=match) as e:
         runtime.load(forged)
     assert "\n" not in str(e.value) and "not the one this manifest describes" in str(e.value)
+
+
+def test_an_onnx_model_reading_a_file_no_signature_names_is_refused(arts, tmp_path):
+    """The ONNX files read their tables from tables.bin (external data): hashed with the rest
+    because each signature names it; a manifest that does not is refused before a session."""
+    dest = tmp_path / "unnamed"
+    shutil.copytree(arts["none", "onnx"], dest)
+    m = json.loads((dest / "manifest.json").read_text())
+    assert {s["external_data"] for s in m["signatures"].values()} == {"tables.bin"}
+    for s in m["signatures"].values():
+        del s["external_data"]
+    m.pop("files")
+    write_manifest(dest, m)
+    with pytest.raises(ArtifactError, match="reads its tables from 'tables.bin', which no signature") as e:
+        runtime.load(dest)
+    assert "\n" not in str(e.value)
 
 
 def test_device_bench_reports_the_mismatch_as_the_target_error(arts, tmp_path):
