@@ -43,7 +43,8 @@ def forge(arts, into: tuple[str, str], model_from: tuple[str, str], tmp_path: Pa
     dest = tmp_path / "forged"
     shutil.copytree(arts[into], dest)
     m = json.loads((dest / "manifest.json").read_text())
-    for f in {f for s in m["signatures"].values() for f in (s["file"], s.get("external_data")) if f}:
+    src = json.loads((arts[model_from] / "manifest.json").read_text())  # with the tables they read
+    for f in {f for s in src["signatures"].values() for f in (s["file"], s.get("external_data")) if f}:
         shutil.copy(arts[model_from] / f, dest / f)
     m.pop("files")
     write_manifest(dest, m)

@@ -103,14 +103,18 @@ def check_onnx(m: dict[str, Any], path: Path) -> None:
     g = _onnx_file.read_graph(path)
     if g is None:
         return
+    if want is not None:
+        _check_onnx_weights(m, path, g, want)
     listed = {s["external_data"] for s in m["signatures"].values() if s.get("external_data")}
     stray = sorted({loc for loc in g.external.values() if loc not in listed})
     if stray:
         raise ArtifactError(f"{path}: the model reads its tables from {', '.join(map(repr, stray))}, "
                             "which no signature of the manifest names (external_data): refusing "
                             "an unhashed file")
-    if want is None:
-        return
+
+
+def _check_onnx_weights(m: dict[str, Any], path: Path, g: _onnx_file.Graph,
+                        want: tuple[str, str]) -> None:
     dim, n = int(m["dim"]), int(m["num_items"])
     producer = {out: (op, ins) for op, ins, outs in g.nodes for out in outs}
 
