@@ -188,6 +188,9 @@ def test_site_layout_and_download_count(artifacts, tmp_path):
     info = json.loads((site / "site.json").read_text())
     assert info["download_bytes"] == sum(info["parts"].values()) == rep.download_bytes
     assert info["parts"]["wasm"] > info["parts"]["model"]  # the interpreter outweighs the model
+    # the model: both mode files and the tables.bin they share (ONNX external data)
+    assert info["parts"]["model"] == sum((site / "artifact" / f).stat().st_size
+                                         for f in ("lookup.onnx", "history.onnx", "tables.bin"))
     assert '<script type="importmap">' in (site / "index.html").read_text()
     answers = json.loads((site / "python-answers.json").read_text())
     assert len(answers["users"]) == 40 and len(answers["users"][0]["history"]["items"]) == 20
@@ -255,6 +258,15 @@ def test_browser_refuses_a_tampered_artifact_on_the_page(artifacts, tmp_path):
     with serve_site(site) as served:
         demo = open_page(served.url + "index.html", timeout_s=120)
     assert demo["state"] == "error" and "popular.npy does not match its SHA-256" in demo["error"]
+    # the tables the ONNX mode files share are hashed like the models
+    build_site(artifacts[("onnx", "float32")], site, overwrite=True)
+    tables = site / "artifact" / "tables.bin"
+    data = bytearray(tables.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    tables.write_bytes(bytes(data))
+    with serve_site(site) as served:
+        demo = open_page(served.url + "index.html", timeout_s=120)
+    assert demo["state"] == "error" and "tables.bin does not match its SHA-256" in demo["error"]
 
 
 @pytest.mark.slow
