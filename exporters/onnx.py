@@ -33,9 +33,7 @@ runtime fetches and hashes it before an interpreter reads it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -328,19 +326,24 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         weights=weights)
 
 
-def runner(root: Path, files: Iterable[str]) -> Runner:
-    """One single-threaded CPU session per mode file of ``files``, loaded from the directory
-    ``root`` they were written to (so the external data resolves as on a device)."""
+def runner(files: dict[str, bytes]) -> Runner:
+    """One single-threaded CPU session per mode file of ``files`` (what :func:`build` returns),
+    from memory: the shared external data is handed to ONNX Runtime by file name, as the browser
+    runtime does (``externalData``)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
-    sessions = {name.removesuffix(".onnx"): ort.InferenceSession(str(root / name), opts,
-                                                                 providers=["CPUExecutionProvider"])
-                for name in files if name.endswith(".onnx")}
+    data = {name: np.frombuffer(b, np.uint8) for name, b in files.items() if not name.endswith(".onnx")}
+    if data:
+        opts.add_external_initializers_from_files_in_memory(list(data), list(data.values()),
+                                                            [len(a) for a in data.values()])
+    sessions = {name.removesuffix(".onnx"): ort.InferenceSession(b, opts, providers=["CPUExecutionProvider"])
+                for name, b in files.items() if name.endswith(".onnx")}
 
-    def run(mode: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(mode: str, feeds: dict[str, np.ndarray], _data: object = data) -> dict[str, np.ndarray]:
+        # (_data: the buffers ONNX Runtime was given live as long as the sessions)
         scores, items = sessions[mode].run(["scores", "items"], feeds)
         return {"scores": scores, "items": items}
 
@@ -352,7 +355,7 @@ def build_target(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int
     models = build(ir, k=k, history_capacity=history_capacity, exclude_capacity=exclude_capacity)
     near_tie = models.activations == "float" and models.weights in (INT4, INT4_ITEM)
     return Built(files=models.files, weights=models.weights, activations=models.activations,
-                 runner=lambda root: runner(root, models.files), check=NEAR_TIE if near_tie else None,
+                 runner=lambda root: runner(models.files), check=NEAR_TIE if near_tie else None,
                  data=models.data)
 
 

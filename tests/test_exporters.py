@@ -206,8 +206,8 @@ def test_a_model_that_disagrees_is_refused(tmp_path: Path, irs, monkeypatch) -> 
 
     real = onnx_target.runner
 
-    def off_by_one(root, files):
-        run = real(root, files)
+    def off_by_one(files):
+        run = real(files)
 
         def wrong(mode, feeds):
             out = run(mode, feeds)

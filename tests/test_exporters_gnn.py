@@ -163,7 +163,7 @@ def test_gat_padding_slots_get_zero_weight(tmp_path: Path, irs) -> None:
 
     ir = irs[("gat", "dot", "float32")]
     export_ir(ir, tmp_path / "a", "onnx", k=K, history_capacity=HCAP)
-    run = onnx_target.runner({"history.onnx": (tmp_path / "a" / "history.onnx").read_bytes()})
+    run = onnx_target.runner({f: (tmp_path / "a" / f).read_bytes() for f in ("history.onnx", "tables.bin")})
     hist = np.array([5, 9, 11], np.int32)
     clean = np.full(HCAP, ir.num_items, np.int32)
     clean[:3] = hist
