@@ -67,11 +67,13 @@ def _quantize_dynamic(files: dict[str, bytes]) -> dict[str, bytes]:
 
     out = {}
     with tempfile.TemporaryDirectory() as d:
-        for name, data in files.items():
-            src, dst = Path(d) / name, Path(d) / f"q_{name}"
-            src.write_bytes(data)
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8, per_channel=True)
-            out[name] = dst.read_bytes()
+        for name, data in files.items():  # the mode files with the tables.bin they read
+            (Path(d) / name).write_bytes(data)
+        for name in files:
+            if name.endswith(".onnx"):  # written back with their tables inline
+                dst = Path(d) / f"q_{name}"
+                quantize_dynamic(Path(d) / name, dst, weight_type=QuantType.QInt8, per_channel=True)
+                out[name] = dst.read_bytes()
     return out
 
 
