@@ -80,8 +80,8 @@ def measure_int8(ir: IR, ckpt: Checkpoint, calls: int) -> dict[str, Any]:
         for target in ("tflite", "onnx"):
             art = tmp / target
             export_ir(q, art, target, history_capacity=50)
-            out[f"{target}_kb"] = round(sum(f.stat().st_size for f in art.glob("*.tflite"))
-                                        / 1024 + sum(f.stat().st_size for f in art.glob("*.onnx")) / 1024, 1)
+            out[f"{target}_kb"] = round(sum(f.stat().st_size for pattern in ("*.tflite", "*.onnx", "tables.bin")
+                                            for f in art.glob(pattern)) / 1024, 1)
             rec = runtime.load(art, num_threads=1)
             for mode in q.modes:
                 out[f"{target} {mode} p50 ms"] = p50_ms(rec, mode, ids, histories, calls)
