@@ -84,10 +84,13 @@ class CompileResult:
     ir: IR
     reports: list[PassReport] = field(default_factory=list)
     search: list[dict[str, Any]] = field(default_factory=list)
+    reference: IR | None = None  # the float model the guard held ``ir`` to
 
 
 def _candidate_widths(d: int) -> list[int]:
-    cands = {d, 3 * d // 4, d // 2, 3 * d // 8, d // 4, 3 * d // 16, d // 8}
+    # eighths above half the width: the guard's margin often settles between d/2 and d, where a
+    # step of d/4 costs a quarter of the file (docs/compression.md)
+    cands = {d, 7 * d // 8, 3 * d // 4, 5 * d // 8, d // 2, 3 * d // 8, d // 4, 3 * d // 16, d // 8}
     return sorted(w for w in cands if w >= 4 or w == d)
 
 
@@ -207,7 +210,7 @@ def compile_lowered(ir: IR, first: PassReport, options: CompileOptions,
     reports += run.reports
     if rows:
         ir = ir.replace(metrics={**ir.metrics, "search": record(rows, ref_metrics, options.ranked_by)})
-    return CompileResult(ir, reports, rows)
+    return CompileResult(ir, reports, rows, reference)
 
 
 def history_falls_short(ir: IR, metrics: dict[str, float], data: GuardData | None = None,

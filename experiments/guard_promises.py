@@ -1,15 +1,17 @@
 """Does the guard's promise hold on users it has not seen, and what does the margin cost?
 
-    nice -n 10 python experiments/guard_promises.py --ckpt CKPT [--margins 0 0.95] [--out DIR]
+    nice -n 10 python experiments/guard_promises.py --ckpt CKPT [--margins 0 0.95] [--target all] [--out DIR]
 
 For each ``--recall-margin`` (0: the guard holds the measured drop; q: it holds the q-quantile of
 a paired bootstrap over the validation users) the checkpoint is compiled with the default
-options (int8, ``--dims auto``, both modes) and the report gives, per mode: the width and format
+options (``--quantize auto --dims auto``, both modes, ranked by ``--target``'s file bytes as
+``edgerec export --target`` ranks them) and the report gives, per mode: the width and format
 the guard chose, the serving tables' bytes, the valid drop (point and bound, as the guard saw
 them) and the test drop (every test user, float model vs compiled model, same protocol). It also
 reports the float model's history/lookup Recall@20 ratio on both splits and whether the compile
 trained the history tables toward lookup (``passes/distill_history.py``). A benchmark, not a
-test: the figures go in docs/benchmarks.md.
+test: the figures go in docs/benchmarks.md. With ``--out``, each run's IR is saved beside the
+report (``ir-q<margin>``), so ``edgerec export`` can write exactly what was measured.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ckpt", type=Path, required=True)
     ap.add_argument("--margins", type=float, nargs="+", default=[0.0, 0.95])
-    ap.add_argument("--out", type=Path, default=None, help="write report.json here")
+    ap.add_argument("--target", default="tflite", choices=["tflite", "onnx", "all"],
+                    help="the file the search ranks by (as edgerec export --target)")
+    ap.add_argument("--out", type=Path, default=None, help="write report.json and the IRs here")
     args = ap.parse_args()
     ckpt = load_checkpoint(args.ckpt)
     data = ckpt.data
@@ -49,7 +53,7 @@ def main() -> None:
     print(json.dumps({k: v for k, v in report.items() if k != "runs"}), flush=True)
     for q in args.margins:
         t0 = time.time()
-        compiled = edgerec.compile(ckpt, recall_margin=q)
+        compiled = edgerec.compile(ckpt, recall_margin=q, size_target=args.target)
         ir = compiled.ir
         # the guard's reference: the float model, with trained history tables if the compile fixed them
         fixed = any(r.name == "distill_history" and "input kept" not in " ".join(r.notes)
@@ -76,6 +80,8 @@ def main() -> None:
         row["history_over_lookup_test"] = (row["modes"]["history"]["test_recall"]
                                            / row["modes"]["lookup"]["test_recall"])
         report["runs"].append(row)
+        if args.out:
+            compiled.save(args.out / f"ir-q{q:g}", overwrite=True)
         print(json.dumps(row), flush=True)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -80,3 +80,30 @@ def test_a_shortfall_measured_on_users_triggers_the_fix() -> None:
     sure = GuardData.from_truth(truth, ir.num_users)
     metrics = measure(ir, ir, sure)
     assert history_falls_short(ir, metrics, sure)
+
+
+def _sure_shortfall(ir: IR) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out items on which lookup is perfect: each user's lookup top-3."""
+    top = ir_topk(ir, np.arange(ir.num_users), 20, "lookup")
+    return np.arange(ir.num_users + 1) * 3, top[:, :3].ravel().astype(np.int32)
+
+
+def test_compile_fixes_history_and_keeps_the_fixed_model_as_the_reference() -> None:
+    import dataclasses
+
+    from edgerec.ir import PassReport
+    from edgerec.pipeline import CompileOptions, compile_lowered
+
+    ir = _dense_ir()
+    truth, counts = _sure_shortfall(ir), np.ones(ir.num_items)
+    options = CompileOptions(dims=None, quantize="int8", recall_margin=None, force=True)
+    fixed = compile_lowered(ir, PassReport("lower"), options, truth, counts)
+    assert [r.name for r in fixed.reports][:2] == ["lower", "distill_history"]
+    # the guard's reference is the model with trained history tables; lookup is untouched
+    assert not np.array_equal(fixed.reference.tables["history_item"].values, ir.tables["history_item"].values)
+    np.testing.assert_array_equal(fixed.reference.tables["item"].values, ir.tables["item"].values)
+    assert fixed.ir.metrics["float"]["history/recall@20"] > fixed.reports[0].metrics_after["history/recall@20"]
+
+    kept = compile_lowered(ir, PassReport("lower"), dataclasses.replace(options, history_fix=False), truth, counts)
+    assert "distill_history" not in [r.name for r in kept.reports]
+    assert kept.reference is ir
