@@ -11,7 +11,8 @@ them) and the test drop (every test user, float model vs compiled model, same pr
 reports the float model's history/lookup Recall@20 ratio on both splits and whether the compile
 trained the history tables toward lookup (``passes/distill_history.py``). A benchmark, not a
 test: the figures go in docs/benchmarks.md. With ``--out``, each run's IR is saved beside the
-report (``ir-q<margin>``), so ``edgerec export`` can write exactly what was measured.
+report (``ir-q<margin>``), and with ``--export`` each run is exported as measured
+(``art-q<margin>``, ``--target``, with the evaluation sample) for ``edgerec bench``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ def main() -> None:
     ap.add_argument("--target", default="tflite", choices=["tflite", "onnx", "all"],
                     help="the file the search ranks by (as edgerec export --target)")
     ap.add_argument("--out", type=Path, default=None, help="write report.json and the IRs here")
+    ap.add_argument("--export", action="store_true", help="also export each run (needs --out)")
     args = ap.parse_args()
     ckpt = load_checkpoint(args.ckpt)
     data = ckpt.data
@@ -82,6 +84,9 @@ def main() -> None:
         report["runs"].append(row)
         if args.out:
             compiled.save(args.out / f"ir-q{q:g}", overwrite=True)
+            if args.export:
+                edgerec.export(compiled, args.out / f"art-q{q:g}", target=args.target, with_eval=True,
+                               overwrite=True)
         print(json.dumps(row), flush=True)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
