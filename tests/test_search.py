@@ -118,3 +118,25 @@ def test_default_compile_records_the_search_and_the_manifest_carries_it(trained_
     assert manifest["metrics"]["search"] == record
     # the bytes the search ranked by are the bytes written
     assert chosen[0]["file_bytes"] == (out / "model.tflite").stat().st_size
+
+
+def test_distilled_descent_goes_past_one_refusal_and_stops_at_two(monkeypatch) -> None:
+    from edgerec.ir import IR
+
+    monkeypatch.setattr(IR, "nbytes", property(lambda self: self.metrics["nbytes"]))
+    widths = (4, 8, 12, 16, 24, None)
+    # undistilled only the full width passes; distilled, 24 fails but 16 and 12 pass (distillation
+    # recovers more where pruning lost more), then 8 and 4 fail
+    accept = {Candidate("int4", None, False), Candidate("int4", 16, True), Candidate("int4", 12, True)}
+    tried, evaluate, table_bytes = _fake(accept)
+    out = search(Space(("int4",), widths, (False, True)), evaluate, lambda ir: ir.nbytes, table_bytes,
+                 budget=60)
+    assert out.chosen == Candidate("int4", 12, True)
+    assert [c.width for c in tried if c.distilled] == [24, 16, 12, 8, 4]
+
+    accept = {Candidate("int4", None, False), Candidate("int4", 8, True)}
+    tried, evaluate, table_bytes = _fake(accept)
+    out = search(Space(("int4",), widths, (False, True)), evaluate, lambda ir: ir.nbytes, table_bytes,
+                 budget=60)
+    assert [c.width for c in tried if c.distilled] == [24, 16]  # two refusals in a row: stop
+    assert out.chosen == Candidate("int4", None, False)

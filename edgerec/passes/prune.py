@@ -11,6 +11,13 @@ The user-side map ``M_u = R_u⁻¹ A_r Σ_r^½`` is linear, so it is applied to 
 feeds a user vector (``user``, ``history_item``, ``user_base``: the history fold stays exact);
 the item table gets ``M_i = R_i⁻¹ B_r Σ_r^½``. The ``columns`` method (keep the ``r`` columns of
 largest ``‖U_c‖·‖I_c‖``) is the naive baseline the report compares against.
+
+After the truncation both maps are multiplied by one seeded random orthogonal ``r × r`` matrix
+``Q`` (scores are unchanged: ``(x M_u Q)(y M_i Q)ᵀ = x M_u M_iᵀ yᵀ``). The SVD basis puts most of
+a row's energy in its first coordinates, and a per-row scale sized for those leaves 4-bit
+levels too coarse for the rest; ``Q`` spreads the energy evenly over the coordinates, as
+incoherence processing does for LLM weights (QuIP, QuaRot), so the same bits keep more of the
+scores (docs/compression.md).
 """
 
 from __future__ import annotations
@@ -71,8 +78,16 @@ def energy_dims(ir: IR, energy: float) -> int:
     return int(min(np.searchsorted(cum, energy - 1e-12) + 1, s.size))
 
 
-def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
-    """Reduce every table to ``dims`` dimensions with ``method`` (``svd`` or ``columns``)."""
+def spreading_rotation(dims: int, seed: int = 0) -> np.ndarray:
+    """A random orthogonal ``dims × dims`` matrix (float64), the same for the same arguments:
+    the Q of the QR of a seeded Gaussian matrix, signs fixed so that the draw is uniform."""
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((dims, dims)))
+    return q * np.sign(np.diag(r))
+
+
+def prune(ir: IR, dims: int, method: str = "svd", spread: bool = True) -> tuple[IR, PassReport]:
+    """Reduce every table to ``dims`` dimensions with ``method`` (``svd`` or ``columns``);
+    ``spread``: after ``svd``, rotate the kept space so that no coordinate dominates a row."""
     if method not in METHODS:
         raise ValueError(f"unknown pruning method {method!r}; choose one of {METHODS}")
     d = ir.dim
@@ -87,6 +102,9 @@ def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
         Mi = np.linalg.lstsq(Ri, B[:, :r] * root, rcond=None)[0]
         if r < dims:  # the remaining dimensions carry no score energy: zero columns
             Mu, Mi = (np.pad(M, ((0, 0), (0, dims - r))) for M in (Mu, Mi))
+        if spread:
+            Q = spreading_rotation(dims)
+            Mu, Mi = Mu @ Q, Mi @ Q
         kept = float(np.sum(s[:dims] ** 2) / np.sum(s ** 2))
         notes.append(f"score-matrix energy kept: {kept:.4f}")
 
@@ -108,7 +126,10 @@ def prune(ir: IR, dims: int, method: str = "svd") -> tuple[IR, PassReport]:
         f = item_map if name == "item" else user_map
         tables[name] = map_rows(t, f, dims)
     new = ir.replace(tables=tables)
-    return logged(ir, new, "prune", {"dims": dims, "method": method, "from_dims": d}, notes)
+    params = {"dims": dims, "method": method, "from_dims": d}
+    if method == "svd":
+        params["spread"] = spread
+    return logged(ir, new, "prune", params, notes)
 
 
 class PruneDims(Pass):
@@ -118,12 +139,14 @@ class PruneDims(Pass):
         dims (int): the width kept.
         method (str, optional): ``"svd"`` (rotate, then truncate) or ``"columns"``.
             (default: ``"svd"``)
+        spread (bool, optional): ``svd``: rotate the kept space by a seeded random orthogonal
+            matrix so that low-bit formats keep more of the scores. (default: :obj:`True`)
     """
 
     name = "prune"
 
-    def __init__(self, dims: int, method: str = "svd") -> None:
-        self.dims, self.method = dims, method
+    def __init__(self, dims: int, method: str = "svd", spread: bool = True) -> None:
+        self.dims, self.method, self.spread = dims, method, spread
 
     def __call__(self, ir: IR) -> tuple[IR, PassReport]:
-        return prune(ir, self.dims, self.method)
+        return prune(ir, self.dims, self.method, self.spread)
