@@ -45,7 +45,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +173,6 @@ class Config:
     label: str
     params: dict[str, Any]
     build: Callable[[dict[str, np.ndarray], np.ndarray], tuple[dict[str, np.ndarray], dict[str, int]]]
-    notes: list[str] = field(default_factory=list)
 
 
 def mixwidth(share: float, w_head: int, w_tail: int, bits: int) -> Config:
