@@ -12,7 +12,9 @@ would reconstruct (de-quantized, width-masked or PQ-decoded), scored with edgere
 (``IR.serving_tables``: lookup ``item + user``, history ``item + history_item``).
 
 Methods (all start from edgerec's SVD rotation, ``passes/prune.py``, which orders the
-dimensions by score energy):
+dimensions by score energy; without the prune's spreading rotation, ``spread=False``: the
+popularity formats need the energy order, and the figures in docs/compression.md were measured
+before that rotation existed):
 
 - ``uniform``: edgerec's ``PruneDims(w, "svd")`` + ``Quantize("int8" | "int4")``: the frontier
   to beat.
@@ -436,7 +438,7 @@ def self_check(rot: dict[str, np.ndarray], raw: IR, width: int) -> dict[str, flo
     ref = quantize_rows_int4(x)
     if not np.array_equal(mine, ref.dequantize()) or nbytes != ref.nbytes:
         raise AssertionError("the 4-bit rule here differs from edgerec's quantize_rows_int4")
-    pruned = PruneDims(width, "svd")(raw)[0]
+    pruned = PruneDims(width, "svd", spread=False)(raw)[0]
     return {n: float(np.abs(pruned.tables[n].values - rot[n][:, :width]).max()) for n in rot}
 
 
@@ -469,7 +471,7 @@ def main() -> None:
     order = np.argsort(-counts, kind="stable")
     bench = Bench(raw, truth, users)
     # The full-width SVD rotation: same scores, dimensions in decreasing score energy.
-    rotated = PruneDims(raw.dim, "svd")(raw)[0]
+    rotated = PruneDims(raw.dim, "svd", spread=False)(raw)[0]
     rot = {n: rotated.tables[n].values for n in served}
     report: dict[str, Any] = {
         "checkpoint": str(args.ckpt), "data": data.source, "users_evaluated": int(users.size),
@@ -496,7 +498,7 @@ def main() -> None:
     bench.add("float32", f"{raw.dim}d float32", {"width": raw.dim, "format": "float32"}, raw,
               {n: raw.tables[n].nbytes for n in served})
     for w in sorted({w for w in args.widths if w <= raw.dim}, reverse=True):
-        pruned = PruneDims(w, "svd")(raw)[0]
+        pruned = PruneDims(w, "svd", spread=False)(raw)[0]
         for fmt in ("int8", "int4"):
             q = Quantize(fmt)(pruned)[0]
             bench.add("uniform", f"{w}d, {fmt}", {"width": w, "format": fmt}, q,
