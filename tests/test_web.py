@@ -234,15 +234,18 @@ def test_browser_answers_like_python(artifacts, tmp_path, target, scheme):
         assert m["p50_ms"] is not None and m["p95_ms"] >= m["p50_ms"]
 
 
+def _flip_a_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
 @pytest.mark.slow
 def test_browser_refuses_a_tampered_artifact_on_the_page(artifacts, tmp_path):
     need_browser()
     site = tmp_path / "site"
     build_site(artifacts[("tflite", "int8")], site)
-    model = site / "artifact" / "model.tflite"
-    data = bytearray(model.read_bytes())
-    data[len(data) // 2] ^= 0x40
-    model.write_bytes(bytes(data))
+    _flip_a_byte(site / "artifact" / "model.tflite")
     with serve_site(site) as served:
         demo = open_page(served.url + "index.html", timeout_s=120)
         test = open_page(served.url + "selftest.html", wait="pre[data-done]", timeout_s=120)
@@ -260,10 +263,7 @@ def test_browser_refuses_a_tampered_artifact_on_the_page(artifacts, tmp_path):
     assert demo["state"] == "error" and "popular.npy does not match its SHA-256" in demo["error"]
     # the tables the ONNX mode files share are hashed like the models
     build_site(artifacts[("onnx", "float32")], site, overwrite=True)
-    tables = site / "artifact" / "tables.bin"
-    data = bytearray(tables.read_bytes())
-    data[len(data) // 2] ^= 0x40
-    tables.write_bytes(bytes(data))
+    _flip_a_byte(site / "artifact" / "tables.bin")
     with serve_site(site) as served:
         demo = open_page(served.url + "index.html", timeout_s=120)
     assert demo["state"] == "error" and "tables.bin does not match its SHA-256" in demo["error"]
