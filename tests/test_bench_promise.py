@@ -48,3 +48,25 @@ def test_artifacts_without_guard_metrics_are_left_out(tmp_path: Path) -> None:
     row = {"kind": "artifact", "device": "here", "name": art.name, "error": None,
            "accuracy": {"lookup": {"recall@20": 0.5}}}
     assert promise_rows([row], [art]) == [] and render_promises([]) == []
+
+
+def test_rows_are_named_for_what_the_artifact_is_and_matched_to_their_own_artifact(tmp_path: Path) -> None:
+    """Every export's folder is ``tflite`` or ``onnx``: rows named by folder collided, and every
+    row's promise was read from the last artifact's manifest."""
+    from edgerec.benchmark.labels import artifact_labels
+
+    arts = []
+    for parent, compiled, dim in (("default", 0.394, 24), ("full", 0.40, 24), ("wide", 0.40, 64)):
+        (tmp_path / parent).mkdir()
+        art = _artifact(tmp_path / parent, "tflite", compiled=compiled, bound=0.025)
+        m = json.loads((art / "manifest.json").read_text())
+        m.update(target="tflite", dim=dim, quantization={"weights": "int8-per-row+int4-item"})
+        (art / "manifest.json").write_text(json.dumps(m))
+        arts.append(art)
+    labels = artifact_labels(arts)
+    assert list(labels.values()) == ["TFLite int4-item, 24 dims (default)", "TFLite int4-item, 24 dims (full)",
+                                     "TFLite int4-item, 64 dims"]
+    rows = [{"kind": "artifact", "device": "here", "name": labels[a], "error": None,
+             "accuracy": {"lookup": {"recall@20": 0.675}}} for a in arts]
+    out = promise_rows(rows, arts)
+    assert [p["valid_drop"] for p in out] == [pytest.approx(0.015), pytest.approx(0.0), pytest.approx(0.0)]

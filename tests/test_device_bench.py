@@ -292,7 +292,11 @@ def test_run_bench_local_writes_report_md_png(numpy_artifact, tmp_path):
     for col in ("target", "quantization", "modes", "file size", "init ms", "peak RSS",
                 "p50/p95/p99", "throughput", "recall@20", "ndcg@20", "agreement@20"):
         assert col in header
-    assert "pyg-full-graph (baseline)" in md and f"| {run['device']} | {art.name} (numpy)" in md
+    from edgerec.benchmark.labels import artifact_labels
+
+    label = artifact_labels([art])[art]  # what the artifact is, not its folder
+    assert label.startswith("numpy ") and label.endswith(" dims") and art_row["name"] == label
+    assert "pyg-full-graph (baseline) (pytorch)" in md and f"| {run['device']} | {label} |" in md
     with pytest.raises(BenchError, match="unknown keys"):
         run_bench([art], tmp_path / "x", baselines=[{"name": "b", "lat": 1}], requests=5)
     with pytest.raises(BenchError, match="not an artifact"):

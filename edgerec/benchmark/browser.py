@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edgerec.benchmark.labels import artifact_labels
 from edgerec.web_browser import open_page, serve_site
 from edgerec.web_site import WEB_DIR, WebSiteError, build_site
 
@@ -121,6 +122,6 @@ def browser_baselines(artifacts: Sequence[str | Path], *, cpu_throttle: float = 
         cpu_throttle: DevTools CPU throttling rate; above 1 the rows say "emulated".
         web_dir: The ``web/`` folder (JS runtime and npm packages).
     """
-    return [baseline_from_report(Path(a).name, run_browser(Path(a), cpu_throttle=cpu_throttle,
-                                                           web_dir=web_dir))
-            for a in artifacts]
+    labels = artifact_labels([Path(a) for a in artifacts])
+    return [baseline_from_report(label, run_browser(a, cpu_throttle=cpu_throttle, web_dir=web_dir))
+            for a, label in labels.items()]

@@ -13,12 +13,12 @@ from typing import Any
 from device_bench.report import ReportError, check_latency
 from edgerec.benchmark.errors import BenchError
 from edgerec.benchmark.floor import floor_ms, item_table_bytes
+from edgerec.benchmark.labels import NUMPY_REFERENCE
 from runtime.artifact import is_finite_number
 
 BENCH_FORMAT = "edgerec-bench-report"
 BENCH_FORMAT_VERSION = 1
 MODES = ("history", "lookup")
-NUMPY_REFERENCE = "float32-numpy-reference"  # the directory name of the reference artifact
 
 
 def _quant_label(q: Any) -> str | None:

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgerec.benchmark.labels import artifact_labels
+
 
 def _float_recall(eval_path: Path, mode: str, k: int = 20) -> float | None:
     """The float model's Recall@k on the eval sample, as device_bench scores an artifact."""
@@ -39,7 +41,7 @@ def promise_rows(rows: Sequence[Mapping[str, Any]], artifacts: Sequence[Path],
         artifacts: the local artifact directories the rows were measured from.
         eval_file: the evaluation file every target used (default: each artifact's own).
     """
-    local = {Path(a).name: Path(a) for a in artifacts}
+    local = {label: path for path, label in artifact_labels([Path(a) for a in artifacts]).items()}
     out = []
     for r in rows:
         art = local.get(r.get("name") or "")

@@ -61,7 +61,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
                             lambda v: _fmt(v, ".4f"), "a")
                for k in ("recall@20", "ndcg@20", "agreement@20")}
         lines.append(
-            f"| {row['device'] or '–'} | {name}{f' ({t})' if (t := row.get('target')) else ''} | "
+            f"| {row['device'] or '–'} | {name}{f' ({t})' if (t := row.get('target')) and row['kind'] == 'baseline' else ''} | "
             f"{row.get('quantization') or '–'} | {', '.join(row.get('modes') or []) or '–'} | "
             f"{_size(row.get('file_bytes'))} | {_fmt(row.get('init_ms'), '.1f')} | "
             f"{_size(row.get('peak_rss_increase_bytes'))}{_bracket(row)} | {lat} | {tput} | "

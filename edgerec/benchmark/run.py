@@ -10,8 +10,9 @@ from typing import Any
 
 from edgerec.benchmark.errors import BenchError
 from edgerec.benchmark.floor import item_table_bytes, measure_bandwidth
+from edgerec.benchmark.labels import NUMPY_REFERENCE, artifact_labels
 from edgerec.benchmark.local import run_local
-from edgerec.benchmark.merge import NUMPY_REFERENCE, baseline_row, merge_reports
+from edgerec.benchmark.merge import baseline_row, merge_reports
 from edgerec.benchmark.promise import promise_rows
 from edgerec.benchmark.report import write_report
 from edgerec.benchmark.ssh import parse_ssh, run_ssh
@@ -85,6 +86,7 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
     else:
         report = run_local(arts, **kw)
         via = "local"
+    _name_rows(report, arts)
     run = {"device": report["machine"]["hostname"], "via": via, "report": report}
     bandwidth = None
     if floor and not ssh:
@@ -107,7 +109,7 @@ def bench(artifacts: Sequence[Path], report_dir: Path, *, checkpoint: Path | Non
     With a checkpoint, the baselines join the run: the PyG model recomputing the graph per
     request, the float32 numpy reference (exported here, full width) on the same device, and
     (``faiss``) FAISS indexes over that reference's vectors, the PQ one sized like the item
-    table of the first int8 TFLite artifact given (else the first artifact). Measured here, the
+    table of the first TFLite artifact given (else the first artifact: give the default first). Measured here, the
     report also gives each artifact's physical floor (its item table read once at this
     machine's memory bandwidth).
 
@@ -160,9 +162,20 @@ def bench(artifacts: Sequence[Path], report_dir: Path, *, checkpoint: Path | Non
                          floor=True)
 
 
+def _name_rows(report: dict[str, Any], artifacts: Sequence[Path]) -> None:
+    """Name each target's rows for what the artifact is (:func:`artifact_labels`); device_bench
+    reports the targets in the order it was given them (here or on the device)."""
+    labels = list(artifact_labels(artifacts).values())
+    targets = report.get("targets") or []
+    if len(targets) == len(labels):
+        for t, label in zip(targets, labels, strict=True):
+            if isinstance(t.get("artifact"), dict):
+                t["artifact"]["name"] = label
+
+
 def compiled_item_bytes(artifacts: Sequence[Path]) -> int | None:
-    """Item-table bytes of edgerec's default artifact among ``artifacts``: the first int8
-    TFLite one, else the first whose scheme is known (what the FAISS PQ codes are sized to)."""
+    """Item-table bytes of edgerec's default artifact among ``artifacts``: the first TFLite
+    one, else the first whose scheme is known (what the FAISS PQ codes are sized to)."""
     known = []
     for a in artifacts:
         try:
@@ -170,8 +183,7 @@ def compiled_item_bytes(artifacts: Sequence[Path]) -> int | None:
         except (OSError, ValueError):
             continue
         if isinstance(m, dict) and (n := item_table_bytes(m)) is not None:
-            q = (m.get("quantization") or {}).get("weights")
-            known.append((not (m.get("target") == "tflite" and q == "int8-per-row"), n))
+            known.append((m.get("target") != "tflite", n))
     return min(known, key=lambda x: x[0])[1] if known else None
 
 
