@@ -38,7 +38,8 @@ def test_promise_rows_put_valid_and_test_drops_side_by_side(tmp_path: Path) -> N
     assert p["float_test_recall"] == pytest.approx(0.75)
     assert p["test_drop"] == pytest.approx(0.1)
     table = "\n".join(render_promises(out))
-    assert "| here | int8 | lookup | 2.0% | 1.5% | 2.5% (0.95) | 10.0% |" in table
+    assert p["test_users"] == 2
+    assert "| here | int8 | lookup | 2.0% | 1.5% | 2.5% (0.95) | 10.0% (2) |" in table
 
 
 def test_artifacts_without_guard_metrics_are_left_out(tmp_path: Path) -> None:
