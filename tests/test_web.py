@@ -297,9 +297,13 @@ def test_bench_browser_rows_fold_into_the_bench_report(artifacts):
     need_browser()
     from edgerec.benchmark import baseline_row
     from edgerec.benchmark.browser import browser_baselines
+    from edgerec.benchmark.labels import artifact_labels
 
-    (row,) = browser_baselines([artifacts[("onnx", "int8")]], cpu_throttle=2)
-    assert row["name"] == "onnx-int8 browser (wasm, emulated 2x slower CPU)"
+    art = artifacts[("onnx", "int8")]
+    (row,) = browser_baselines([art], cpu_throttle=2)
+    # named for what the artifact is, as the native rows are
+    assert artifact_labels([art])[art].startswith("ONNX int8, ")
+    assert row["name"] == f"{artifact_labels([art])[art]} browser (wasm, emulated 2x slower CPU)"
     checked = baseline_row(row)
     assert checked["modes"] == ["history", "lookup"]
     for mode in ("history", "lookup"):
