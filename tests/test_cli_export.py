@@ -185,6 +185,9 @@ def test_option_bounds_and_options_an_ir_source_cannot_take(trained_ckpt: Path, 
     for cmd in ("export", "compile"):  # an IR is already compiled: no silent no-ops
         assert_one_line_error(run(cmd, str(ir), "--out", str(out), "--quantize", "float16", "--dims", "full",
                                   ok=False), "--quantize, --dims apply when compiling a checkpoint")
+    # a flag is named as given
+    assert_one_line_error(run("export", str(ir), "--out", str(out), "--no-history-fix", ok=False),
+                          "--no-history-fix apply when compiling a checkpoint")
     assert not out.exists()
     run("export", str(ir), "--out", str(out), "--k", "10")  # output options still apply
     assert json.loads((out / "manifest.json").read_text())["dim"] == 8

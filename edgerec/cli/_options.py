@@ -38,9 +38,17 @@ def refuse_compile_options_for_ir(source: Path) -> None:
     given = [n for n in COMPILE_ONLY if n in ctx.params
              and ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
     if given:
-        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        flags = ", ".join(_flag_as_given(ctx, n) for n in given)
         raise click.BadParameter(f"{source} is an IR, exported as it was compiled; {flags} "
                                  "apply when compiling a checkpoint", param_hint="SOURCE")
+
+
+def _flag_as_given(ctx: click.Context, name: str) -> str:
+    """The option as the user typed it (``--no-history-fix``, not ``--history-fix``)."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    if getattr(param, "secondary_opts", None) and ctx.params.get(name) is False:
+        return param.secondary_opts[0]
+    return max(param.opts, key=len)
 
 
 def compile_options(f: Any) -> Any:
