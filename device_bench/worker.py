@@ -28,7 +28,7 @@ from device_bench import evalfile
 from device_bench.machine import version_of
 from device_bench.measure import current_rss, measure_calls, peak_rss
 from runtime import errors as rt_errors
-from runtime.artifact import load_ids
+from runtime.artifact import load_ids, model_files
 
 MODE_ORDER = ("history", "lookup")
 INPUT_POOL = 512  # distinct sampled request inputs per mode
@@ -65,11 +65,7 @@ def read_manifest(artifact: Path) -> dict[str, Any]:
 def describe_artifact(artifact: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Target, shape and sizes: model files (what the interpreter maps: the models and the
     tables they read, ONNX ``tables.bin``) and the whole directory."""
-    model_files = sorted({f for s in (manifest.get("signatures") or {}).values() if isinstance(s, dict)
-                          for f in (s.get("file"), s.get("external_data")) if isinstance(f, str) and f})
-    model_files += sorted(t[key] for t in (manifest.get("tables") or {}).values()
-                          for key in ("file", "scale_file") if isinstance(t, dict) and t.get(key))
-    sizes = {f: (artifact / f).stat().st_size for f in model_files if (artifact / f).is_file()}
+    sizes = {f: (artifact / f).stat().st_size for f in model_files(manifest) if (artifact / f).is_file()}
     return {
         "path": str(artifact), "name": artifact.name,
         "target": manifest.get("target"),

@@ -26,6 +26,7 @@ from typing import Any
 
 from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import EdgerecError
+from runtime.artifact import model_files
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 SITE_MARKER = "edgerec-site.json"
@@ -151,7 +152,6 @@ def download_parts(site: Path, target: str) -> dict[str, int]:
     """Bytes the demo page fetches in Chromium, by kind: wasm, JavaScript, model, the rest of
     the artifact and the page itself (eval.json and the self-test's files are not fetched)."""
     art = json.loads((site / "artifact" / "manifest.json").read_text())
-    model_files = {f for s in art["signatures"].values() for f in (s["file"], s.get("external_data")) if f}
     used = {art["id_maps"]["users"], art["id_maps"]["items"], art["popular"]}
     if art.get("seen"):
         used |= {art["seen"]["indptr"], art["seen"]["indices"]}
@@ -164,7 +164,7 @@ def download_parts(site: Path, target: str) -> dict[str, int]:
         if rel.startswith("backends/") and rel != f"backends/{'litert' if target == 'tflite' else 'onnx'}.js":
             continue
         parts["wasm" if rel.endswith(".wasm") else "javascript"] += p.stat().st_size
-    for name in model_files:
+    for name in model_files(art):
         parts["model"] += (site / "artifact" / name).stat().st_size
     for name in used | {"manifest.json"}:
         parts["artifact (ids, popular, seen, manifest)"] += (site / "artifact" / name).stat().st_size

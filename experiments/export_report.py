@@ -22,6 +22,7 @@ import runtime
 from edgerec.api import export
 from edgerec.checkpoint import load_checkpoint
 from edgerec.metrics import ranking_metrics, topk_agreement, users_with_items
+from runtime.artifact import model_files
 
 CONFIGS = [("float32", "full"), ("int8", "full"), ("int8", "auto")]
 
@@ -40,8 +41,7 @@ def answer_all(rec: runtime.Recommender, users: np.ndarray, histories: list[list
 
 def model_bytes(root: Path) -> int:
     m = json.loads((root / "manifest.json").read_text())
-    return sum((root / f).stat().st_size for f in {f for s in m["signatures"].values()
-                                                   for f in (s["file"], s.get("external_data")) if f})
+    return sum((root / f).stat().st_size for f in model_files(m))
 
 
 def ops(root: Path) -> dict[str, list[str]]:

@@ -99,6 +99,18 @@ def default_signatures(target: str, modes: list[str] | tuple[str, ...], k: int,
     return out
 
 
+def model_files(manifest: dict[str, Any]) -> list[str]:
+    """The files an interpreter reads to score, sorted: each signature's model file and the
+    external data it names (ONNX ``tables.bin``), and a numpy target's tables and scales. A
+    manifest not validated yet is read as far as it goes (device_bench describes what it
+    measures before loading it)."""
+    files = {f for s in (manifest.get("signatures") or {}).values() if isinstance(s, dict)
+             for f in (s.get("file"), s.get("external_data")) if isinstance(f, str) and f}
+    files |= {f for t in (manifest.get("tables") or {}).values() if isinstance(t, dict)
+              for f in (t.get("file"), t.get("scale_file")) if isinstance(f, str) and f}
+    return sorted(files)
+
+
 def _spec(dtype: str, shape: list[int]) -> dict[str, Any]:
     return {"dtype": dtype, "shape": list(shape)}
 

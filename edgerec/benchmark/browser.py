@@ -23,6 +23,7 @@ from typing import Any
 from edgerec.benchmark.labels import artifact_labels
 from edgerec.web_browser import open_page, serve_site
 from edgerec.web_site import WEB_DIR, WebSiteError, build_site
+from runtime.artifact import model_files
 
 MODES = ("history", "lookup")
 
@@ -57,10 +58,8 @@ def run_browser(artifact: Path, *, cpu_throttle: float = 1, web_dir: Path = WEB_
             raise WebSiteError(f"{artifact}: in the browser: {report['error']}")
         report["chromium"] = page.get("chromium")
         report["cpu_throttle"] = cpu_throttle
-        report["model_bytes"] = sum(
-            (site / "artifact" / f).stat().st_size
-            for f in {f for s in _manifest(site)["signatures"].values()
-                      for f in (s.get("file"), s.get("external_data")) if f})
+        report["model_bytes"] = sum((site / "artifact" / f).stat().st_size
+                                    for f in model_files(_manifest(site)))
         report["quantization"] = _manifest(site)["quantization"]
         return report
 

@@ -12,6 +12,7 @@ from edgerec.cli import cli
 from edgerec.cli._format import echo_json, fmt_bytes, table
 from edgerec.cli._options import api_compile_args, compile_options, refuse_compile_options_for_ir
 from edgerec.schemes import FORMATS
+from runtime.artifact import model_files
 
 
 def _stderr(message: str) -> None:
@@ -142,10 +143,3 @@ def _search_table(record: dict[str, Any] | None, timed: list[dict[str, Any]] | N
               title=f"search: ranked by {record['ranked_by']}; metrics on valid (% of float)")
 
 
-def model_files(manifest: dict[str, Any]) -> list[str]:
-    """What the device loads to score: the model file(s) and the tables they read (ONNX:
-    ``tables.bin``), or a numpy target's tables."""
-    files = {f for s in manifest["signatures"].values() for f in (s.get("file"), s.get("external_data")) if f}
-    files |= {t[key] for t in (manifest.get("tables") or {}).values()
-              for key in ("file", "scale_file") if t.get(key)}
-    return sorted(files)
