@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from device_bench.evalfile import encode_eval
+from edgerec.benchmark.labels import artifact_labels
 from edgerec.benchmark.promise import promise_rows, render_promises
 
 
@@ -31,7 +32,7 @@ def test_promise_rows_put_valid_and_test_drops_side_by_side(tmp_path: Path) -> N
     art = _artifact(tmp_path, "int8", compiled=0.394, bound=0.025)
     row = {"kind": "artifact", "device": "here", "name": "int8", "error": None,
            "accuracy": {"lookup": {"recall@20": 0.675}}}
-    out = promise_rows([row, {**row, "name": "elsewhere"}], [art])
+    out = promise_rows([row, {**row, "name": "elsewhere"}], artifact_labels([art]))
     assert len(out) == 1
     p = out[0]
     assert p["valid_drop"] == pytest.approx(0.015) and p["valid_drop_bound"] == 0.025
@@ -48,14 +49,12 @@ def test_artifacts_without_guard_metrics_are_left_out(tmp_path: Path) -> None:
     (art / "manifest.json").write_text(json.dumps({"metrics": None}))
     row = {"kind": "artifact", "device": "here", "name": art.name, "error": None,
            "accuracy": {"lookup": {"recall@20": 0.5}}}
-    assert promise_rows([row], [art]) == [] and render_promises([]) == []
+    assert promise_rows([row], artifact_labels([art])) == [] and render_promises([]) == []
 
 
 def test_rows_are_named_for_what_the_artifact_is_and_matched_to_their_own_artifact(tmp_path: Path) -> None:
     """Every export's folder is ``tflite`` or ``onnx``: rows named by folder collided, and every
     row's promise was read from the last artifact's manifest."""
-    from edgerec.benchmark.labels import artifact_labels
-
     arts = []
     for parent, compiled, dim in (("default", 0.394, 24), ("full", 0.40, 24), ("wide", 0.40, 64)):
         (tmp_path / parent).mkdir()
@@ -69,5 +68,5 @@ def test_rows_are_named_for_what_the_artifact_is_and_matched_to_their_own_artifa
                                      "TFLite int4-item, 64 dims"]
     rows = [{"kind": "artifact", "device": "here", "name": labels[a], "error": None,
              "accuracy": {"lookup": {"recall@20": 0.675}}} for a in arts]
-    out = promise_rows(rows, arts)
+    out = promise_rows(rows, labels)
     assert [p["valid_drop"] for p in out] == [pytest.approx(0.015), pytest.approx(0.0), pytest.approx(0.0)]

@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgerec.benchmark.labels import artifact_labels
-
 
 def _float_recall(eval_path: Path, mode: str, k: int = 20) -> tuple[float | None, int]:
     """The float model's Recall@k on the eval sample, as device_bench scores an artifact, and
@@ -31,7 +29,7 @@ def _float_recall(eval_path: Path, mode: str, k: int = 20) -> tuple[float | None
     return (sum(scores) / len(scores) if scores else None), len(scores)
 
 
-def promise_rows(rows: Sequence[Mapping[str, Any]], artifacts: Sequence[Path],
+def promise_rows(rows: Sequence[Mapping[str, Any]], artifacts: Mapping[Path, str],
                  eval_file: Path | None = None) -> list[dict[str, Any]]:
     """Per artifact and mode: the guard's budget, its valid drop (point and bound) and the test
     drop on the eval sample. Artifacts without guard metrics (the float reference, an IR
@@ -39,10 +37,11 @@ def promise_rows(rows: Sequence[Mapping[str, Any]], artifacts: Sequence[Path],
 
     Args:
         rows: the report's rows (:func:`edgerec.benchmark.merge.merge_reports`).
-        artifacts: the local artifact directories the rows were measured from.
+        artifacts: the local artifact directories the rows were measured from, each with the
+            name of its rows (:func:`edgerec.benchmark.labels.artifact_labels`).
         eval_file: the evaluation file every target used (default: each artifact's own).
     """
-    local = {label: path for path, label in artifact_labels([Path(a) for a in artifacts]).items()}
+    local = {label: path for path, label in artifacts.items()}
     out = []
     for r in rows:
         art = local.get(r.get("name") or "")

@@ -86,14 +86,15 @@ def run_bench(artifacts: list[Path], report_dir: Path, *, ssh: str | None = None
     else:
         report = run_local(arts, **kw)
         via = "local"
-    _name_rows(report, arts)
+    labels = artifact_labels(arts)
+    _name_rows(report, list(labels.values()))
     run = {"device": report["machine"]["hostname"], "via": via, "report": report}
     bandwidth = None
     if floor and not ssh:
         bandwidth = measure_bandwidth(item_table_bytes(t["artifact"])
                                       for t in report["targets"] if not t.get("error"))
     merged = merge_reports([run], baselines, bandwidth)
-    merged["promises"] = promise_rows(merged["rows"], arts, eval_file)
+    merged["promises"] = promise_rows(merged["rows"], labels, eval_file)
     write_report(merged, Path(report_dir))
     return merged
 
@@ -162,10 +163,9 @@ def bench(artifacts: Sequence[Path], report_dir: Path, *, checkpoint: Path | Non
                          floor=True)
 
 
-def _name_rows(report: dict[str, Any], artifacts: Sequence[Path]) -> None:
-    """Name each target's rows for what the artifact is (:func:`artifact_labels`); device_bench
-    reports the targets in the order it was given them (here or on the device)."""
-    labels = list(artifact_labels(artifacts).values())
+def _name_rows(report: dict[str, Any], labels: Sequence[str]) -> None:
+    """Name each target's rows ``labels`` (:func:`artifact_labels`, in the artifacts' order);
+    device_bench reports the targets in the order it was given them (here or on the device)."""
     targets = report.get("targets") or []
     if len(targets) == len(labels):
         for t, label in zip(targets, labels, strict=True):
