@@ -26,7 +26,6 @@ from typing import Any
 
 from edgerec.atomic_dir import atomic_directory
 from edgerec.errors import EdgerecError
-from runtime.artifact import model_files
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 SITE_MARKER = "edgerec-site.json"
@@ -151,6 +150,8 @@ def import_map_tag() -> str:
 def download_parts(site: Path, target: str) -> dict[str, int]:
     """Bytes the demo page fetches in Chromium, by kind: wasm, JavaScript, model, the rest of
     the artifact and the page itself (eval.json and the self-test's files are not fetched)."""
+    from runtime.artifact import model_files  # numpy: not when the module is imported
+
     art = json.loads((site / "artifact" / "manifest.json").read_text())
     used = {art["id_maps"]["users"], art["id_maps"]["items"], art["popular"]}
     if art.get("seen"):

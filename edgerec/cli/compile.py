@@ -12,7 +12,6 @@ from edgerec.cli import cli
 from edgerec.cli._format import echo_json, fmt_bytes, table
 from edgerec.cli._options import api_compile_args, compile_options, refuse_compile_options_for_ir
 from edgerec.schemes import FORMATS
-from runtime.artifact import model_files
 
 
 def _stderr(message: str) -> None:
@@ -120,6 +119,8 @@ def export(source: Path, target: str, out: Path, k: int, history_capacity: int, 
         return
     first = manifests[targets[0]].get("metrics") or {}
     _search_table(first.get("search"), None)
+    from runtime.artifact import model_files  # numpy: not at CLI import
+
     rows = []
     for t, m in manifests.items():
         parity = m.get("metrics", {}).get("parity", {})
