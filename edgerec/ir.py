@@ -38,6 +38,7 @@ from runtime.artifact import (
     is_int,
     sha256_file,
 )
+from runtime.quant import half_scale
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
@@ -56,7 +57,9 @@ class Table:
     """One embedding table: values plus, for int8, a symmetric per-row scale.
 
     ``bits`` is 4 for an int4 table (docs/compression.md): values are int8 in [-7, 7] in memory,
-    but a device stores two per byte, so :attr:`nbytes` counts ``ceil(d/2)`` bytes per row.
+    but a device stores two per byte, so :attr:`nbytes` counts ``ceil(d/2)`` bytes per row. The
+    scale is float32 here; a model file stores it as float16 when that is exact
+    (``runtime.quant.half_scale``), and :attr:`nbytes` counts it that way.
     """
 
     values: np.ndarray
@@ -73,7 +76,9 @@ class Table:
 
     @property
     def nbytes(self) -> int:
-        scale = 0 if self.scale is None else int(self.scale.nbytes)
+        scale = 0
+        if self.scale is not None:
+            scale = int(self.scale.size) * (2 if half_scale(self.scale) is not None else 4)
         if self.bits == 4:
             rows, cols = self.values.shape
             return int(rows * ((cols + 1) // 2)) + scale

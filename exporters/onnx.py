@@ -17,6 +17,9 @@ DequantizeLinear + MatMul into MatMulNBits, whose arithmetic is neither exact no
 (docs/compression.md); with the DequantizeLinear on the other MatMul input it stays unfused but
 dequantizes the whole table on every call.
 
+Per-row scales are float16 initializers Cast to float32 when float16 holds them exactly (the
+quantize pass rounds them so), float32 otherwise.
+
 sage / gcn / gat history programs and the MLP head follow the TFLite graphs op for op (dense
 weights float32; ``mlp_item`` int8 is Cast + Mul by its row scale); see docs/export_notes.md.
 
@@ -42,6 +45,7 @@ from edgerec.ir import IR, Table
 from exporters.target import Built, Runner, Target
 from exporters.weights import INT4, INT4_ITEM, pack_int4, weights_kind
 from runtime.artifact import MASK
+from runtime.quant import half_scale
 
 OPSET = 17
 OPSET_INT4 = 21  # INT4 tensors and their Cast
@@ -121,6 +125,18 @@ class _Graph:
         self.opset = OPSET_INT4
         return self.one("Cast", [name], to=1)
 
+    def scale(self, name: str, scale: np.ndarray, *, pad: bool = False,
+              shape: tuple[int, ...] | None = None) -> str:
+        """A per-row scale as float32, stored as a float16 initializer Cast to float32 when that
+        is exact (``runtime.quant.half_scale``; folded once at session creation, like a float16
+        table), else as float32. ``pad`` appends the 0 of ``pad_index``."""
+        value = _padded(scale.astype(np.float32)) if pad else scale.astype(np.float32)
+        value = value if shape is None else value.reshape(shape)
+        half = half_scale(value)
+        if half is None:
+            return self.const(name, value)
+        return self.one("Cast", [self.const(f"{name}_float16", half)], to=1)
+
     def op(self, op_type: str, inputs: list[str], n_out: int = 1, **attrs: object) -> list[str]:
         from onnx import helper
 
@@ -137,11 +153,11 @@ class _Graph:
 def _gather_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     if table.dtype == "int8":
         if table.bits == 4:  # Gather reads no INT4: the folded float32 table is gathered
-            s = g.const(f"{name}_scale", _padded(table.scale.astype(np.float32)))
+            s = g.scale(f"{name}_scale", table.scale, pad=True)
             rows = g.one("Gather", [g.int4(f"{name}_q4", _padded(table.values)), idx], axis=0)
         else:
             q = g.const(f"{name}_q", _padded(table.values))
-            s = g.const(f"{name}_scale", _padded(table.scale.astype(np.float32)))
+            s = g.scale(f"{name}_scale", table.scale, pad=True)
             rows = g.one("Cast", [g.one("Gather", [q, idx], axis=0)], to=1)
         scale = g.one("Unsqueeze", [g.one("Gather", [s, idx], axis=0), g.const(f"{name}_ax1", np.array([1], np.int64))])
         return g.one("Mul", [rows, scale])
@@ -168,7 +184,7 @@ def _mlp_scores(g: _Graph, ir: IR, u: str) -> str:
                              g.const("mlp_axis0", np.array([0], np.int64))], keepdims=1)
     if t.dtype == "int8":
         table = g.one("Mul", [g.one("Cast", [g.const("mlp_item_q", t.values)], to=1),
-                              g.const("mlp_item_scale", t.scale.astype(np.float32).reshape(-1, 1))])
+                              g.scale("mlp_item_scale", t.scale, shape=(-1, 1))])
     else:
         table = g.const("mlp_item_values", t.values)
         if t.dtype == "float16":
@@ -249,7 +265,7 @@ def _score(g: _Graph, ir: IR, u: str, exclude: str, k: int) -> tuple[str, str]:
         s = g.one("MatMul", [u, w])
         mask_value = MASK
     s = g.one("Reshape", [s, g.const("shape_items", np.array([n], np.int64))])
-    scale = g.const("item_scale", item.scale.astype(np.float32)) if item.dtype == "int8" else None
+    scale = g.scale("item_scale", item.scale) if item.dtype == "int8" else None
     return _mask_topk(g, ir, s, exclude, k, float(mask_value), scale)
 
 

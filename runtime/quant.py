@@ -26,6 +26,35 @@ ACTIVATIONS = (
 )
 
 
+# Per-row scales are stored as float16 where that is lossless: every scale a normal float16
+# (subnormals would lose relative precision) that converts back to the same float32. The quantize
+# pass rounds scales to such values, so a file stores 2 bytes a row instead of 4 and the graph
+# widens them to float32 exactly (TFLite DEQUANTIZE, ONNX Cast) once, when it is loaded.
+HALF_MIN_NORMAL = float(np.finfo(np.float16).tiny)
+HALF_MAX = float(np.finfo(np.float16).max)
+
+
+def half_scale(scale: np.ndarray) -> np.ndarray | None:
+    """``scale`` (float32) as float16 when that is exact and every non-zero value normal (the
+    0 a model file stores at ``pad_index`` is exact too), else None."""
+    s = np.asarray(scale)
+    if s.dtype != np.float32 or not s.size or not np.all(np.isfinite(s)):
+        return None
+    a = np.abs(s[s != 0])
+    if a.size and (float(a.min()) < HALF_MIN_NORMAL or float(a.max()) > HALF_MAX):
+        return None
+    half = s.astype(np.float16)
+    return half if np.array_equal(half.astype(np.float32), s) else None
+
+
+def round_scale_to_half(scale: np.ndarray) -> np.ndarray:
+    """Float32 scales rounded to the nearest float16 where they are within float16's normal
+    range (the others unchanged), so that :func:`half_scale` stores them exactly."""
+    s = np.asarray(scale, dtype=np.float32)
+    inside = (s >= HALF_MIN_NORMAL) & (s <= HALF_MAX)
+    return np.where(inside, s.astype(np.float16).astype(np.float32), s).astype(np.float32)
+
+
 def dequantize_rows(values: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
     """Float32 rows of a table (``q * scale`` per row for int8)."""
     out = values.astype(np.float32)

@@ -239,3 +239,22 @@ def assert_one_line_error(p: subprocess.CompletedProcess[str], needle: str) -> N
     lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert needle in lines[0], lines[0]
+
+
+def tflite_half_scales(data: bytes) -> dict[str, list[np.ndarray]]:
+    """Per signature of a TFLite file: the float16 constants its DEQUANTIZE ops widen."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    from exporters.tflite.flatbuffer import op_name
+
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    out: dict[str, list[np.ndarray]] = {}
+    for sig in model.signatureDefs:
+        sg = model.subgraphs[sig.subgraphIndex]
+        found = out.setdefault(sig.signatureKey.decode(), [])
+        for op in sg.operators:
+            t = sg.tensors[op.inputs[0]] if op.inputs is not None and len(op.inputs) else None
+            if op_name(model, op.opcodeIndex, schema) == "DEQUANTIZE" and \
+                    t.type == schema.TensorType.FLOAT16:
+                found.append(np.frombuffer(bytes(model.buffers[t.buffer].data), np.float16))
+    return out

@@ -13,7 +13,7 @@ from edgerec.errors import EdgerecError, ExportError
 from edgerec.passes.quantize import quantize
 from exporters import export_ir, parity
 from runtime import artifact
-from tests.factories import make_ir
+from tests.factories import make_ir, tflite_half_scales
 
 K = 10
 
@@ -23,6 +23,20 @@ def irs():
     base = make_ir(num_users=70, num_items=1100, dim=16, seed=1)
     return {"float32": base, "int8": quantize(base, "int8")[0],
             "float16": quantize(base, "float16")[0]}
+
+
+def _scales_as_stored(ir) -> dict[str, list[np.ndarray]]:
+    """What each signature's float16 scales should be: the padded item scale, then the
+    gathered table's scale with the 0 of ``pad_index``."""
+    from exporters.tflite.layout import padded_item_scale
+
+    item = padded_item_scale(ir).astype(np.float16)
+    return {mode: [item, np.append(ir.tables[table].scale, 0).astype(np.float16)]
+            for mode, table in (("lookup", "user"), ("history", "history_item"))}
+
+
+def _sorted_bytes(vectors: list[np.ndarray]) -> list[bytes]:
+    return sorted(v.tobytes() for v in vectors)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -65,11 +79,80 @@ def test_tflite_export(tmp_path: Path, irs, dtype: str) -> None:
     for names in ops.values():
         assert not [o for o in names if o.startswith(("CUSTOM", "UNKNOWN", "Flex"))]
         assert "TOPK_V2" in names and "FULLY_CONNECTED" in names
-        if dtype == "int8":
-            assert "DEQUANTIZE" not in names  # no float copy of a table, scales kept float32
+    if dtype == "int8":  # no float copy of a table: the DEQUANTIZEs widen float16 scales
+        halves = tflite_half_scales(data)
+        for mode, want in _scales_as_stored(ir).items():
+            assert ops[mode].count("DEQUANTIZE") == len(halves[mode]) == 2
+            assert _sorted_bytes(halves[mode]) == _sorted_bytes(want)
     if dtype == "int8":  # one copy of the item table, int8: the file is about the tables' size
         assert len(data) < ir.nbytes + 4 * ir.num_items + 30_000
         assert m["metrics"]["parity"]["modes"]["lookup"]["exact_match_rate"] >= 0.99
+
+
+def _exact_in_float32_only(ir):
+    """``ir`` with its scales nudged off float16 (same integers): a file must keep them float32."""
+    from edgerec.ir import Table
+
+    tables = {n: Table(t.values, t.scale * np.float32(1 + 2**-20), t.bits) if t.scale is not None
+              else t for n, t in ir.tables.items()}
+    return ir.replace(tables=tables)
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int4-item", "int4"])
+def test_scales_are_stored_in_float16_when_exact(tmp_path: Path, scheme: str) -> None:
+    """The quantize pass rounds every per-row scale to a float16; TFLite and ONNX store them in
+    float16 (2 bytes a row, widened exactly in the graph) and answer as the numpy reference. A
+    scale float16 cannot hold exactly stays float32 and the file is larger by 2 bytes a row."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import TensorProto
+
+    import runtime
+    from runtime.quant import half_scale
+
+    ir = quantize(make_ir(num_users=700, num_items=3000, dim=16, seed=5), scheme)[0]
+    assert all(half_scale(t.scale) is not None for t in ir.tables.values() if t.scale is not None)
+    wide = _exact_in_float32_only(ir)
+    assert all(half_scale(t.scale) is None for t in wide.tables.values() if t.scale is not None)
+    assert wide.nbytes - ir.nbytes == 2 * (2 * ir.num_items + ir.num_users)
+    export_ir(ir, tmp_path / "n", "numpy", k=K, history_capacity=8)
+    sizes = {}
+    for name, this in (("half", ir), ("wide", wide)):
+        for target in ("tflite", "onnx"):
+            root = tmp_path / f"{name}-{target}"
+            m = export_ir(this, root, target, k=K, history_capacity=8)
+            sizes[name, target] = sum((root / f).stat().st_size for f in runtime.artifact.model_files(m))
+        data = (tmp_path / f"{name}-tflite" / "model.tflite").read_bytes()
+        halves = tflite_half_scales(data)
+        if name == "half":
+            for mode, want in _scales_as_stored(ir).items():
+                assert _sorted_bytes(halves[mode]) == _sorted_bytes(want)
+        else:
+            assert halves == {"lookup": [], "history": []}
+        model = onnx.load(str(tmp_path / f"{name}-onnx" / "lookup.onnx"), load_external_data=False)
+        types = {i.name: i.data_type for i in model.graph.initializer if "scale" in i.name}
+        want_type = TensorProto.FLOAT16 if name == "half" else TensorProto.FLOAT
+        assert types and set(types.values()) == {want_type}
+    # 2 bytes a row of each scale (the item's and each gathered table's), less the DEQUANTIZE
+    # ops and tensors TFLite adds (about 200 bytes a signature) or the page alignment of ONNX's
+    # tables.bin
+    rows = 2 * ir.num_items + ir.num_users
+    assert sizes["wide", "tflite"] - sizes["half", "tflite"] >= 2 * rows - 1024
+    assert sizes["wide", "onnx"] - sizes["half", "onnx"] >= 2 * rows - 3 * 4096
+    # the files answer as the numpy reference on the same integers and scales (the parity check
+    # before writing: exact for TFLite's integer kernels, near-ties for ONNX's float int4 MatMul),
+    # and the runtime loads them (its model check reads the float16 scales' DEQUANTIZE / Cast)
+    for target in ("tflite", "onnx"):
+        m = json.loads((tmp_path / f"half-{target}" / "manifest.json").read_text())
+        for mode in ir.modes:
+            report = m["metrics"]["parity"]["modes"][mode]
+            assert report[f"agreement@{K}"] >= 0.99
+            if target == "tflite":
+                assert report["exact_match_rate"] == 1.0 and report["max_score_error"] == 0.0
+        got = runtime.load(tmp_path / f"half-{target}")
+        assert len(got.recommend(got.artifact.user_ids[0], K)) == K
+        assert len(got.recommend_from_history(list(got.artifact.item_ids[:5]), K)) == K
 
 
 def test_tflite_export_is_deterministic(tmp_path: Path, irs) -> None:
@@ -460,7 +543,7 @@ def test_onnx_stores_each_table_once_and_answers_as_the_reference(tmp_path: Path
     blob = (a / DATA_FILE).read_bytes()
     models = {f: (a / f).read_bytes() for f in ("lookup.onnx", "history.onnx")}
     item = _onnx_item_bytes(ir)
-    scale = ir.tables["item"].scale.astype(np.float32).tobytes()
+    scale = ir.tables["item"].scale.astype(np.float16).tobytes()  # exact: see the float16 test
     assert blob.count(item) == 1 and blob.count(scale) == 1
     assert not any(item in b or scale in b for b in models.values())
     ext = {}
@@ -474,7 +557,7 @@ def test_onnx_stores_each_table_once_and_answers_as_the_reference(tmp_path: Path
             assert e["location"] == DATA_FILE and int(e["offset"]) % ALIGN == 0
             assert int(e["offset"]) + int(e["length"]) <= len(blob)
             ext[f, init.name] = e
-    for name in ("item_q4_t" if scheme != "int8" else "item_u8_t", "item_scale"):
+    for name in ("item_q4_t" if scheme != "int8" else "item_u8_t", "item_scale_float16"):
         assert ext["lookup.onnx", name] == ext["history.onnx", name]
     # each table once: the files are the tables' bytes plus graphs, padding and the mask row
     total = len(blob) + sum(map(len, models.values()))

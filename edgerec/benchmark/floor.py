@@ -19,7 +19,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 # bits per value of the item table (the scoring matmul's weights) for each manifest scheme,
-# and whether it carries a float32 scale per row
+# and whether it carries a scale per row (read as float32: a file storing float16 scales
+# widens them once, at load)
 ITEM_TABLE_BITS = {"float32": (32, False), "float16": (16, False), "int8-per-row": (8, True),
                    "int8-per-row+int4-item": (4, True), "int4-per-row": (4, True)}
 

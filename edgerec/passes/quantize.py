@@ -6,6 +6,11 @@ weight matrix of the scoring matmul with one output channel per item, and a gath
 whole rows, so every consumer sees exactly one scale per row. The largest element of each row
 maps to ±127 exactly, which is what lets a converter that re-derives per-channel scales (the
 TFLite dynamic-range quantizer) reproduce our integers bit for bit.
+
+Scales are rounded to float16 (within its normal range) before the integers are computed from
+them, so the model files store 2 bytes a row and widen them exactly (``runtime.quant.half_scale``);
+the rounding moves a scale by at most 2^-11 of itself, well inside one int4 or int8 step, and
+the largest element of an int8 row still rounds to ±127.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import numpy as np
 from edgerec.ir import IR, PassReport, Table
 from edgerec.passes.base import Pass, logged
 from edgerec.schemes import DOT_SCORER_ONLY, SCHEMES
+from runtime.quant import half_scale, round_scale_to_half
 
 INT4_MAX = 7
 # Clipping ratios tried per row by the int4 quantizer (1.0 = no clipping, the int8 rule).
@@ -25,7 +31,7 @@ def quantize_rows_int8(values: np.ndarray) -> Table:
     """Symmetric per-row int8; an all-zero row gets scale 1."""
     v = np.asarray(values, dtype=np.float32)
     amax = np.abs(v).max(axis=1)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    scale = round_scale_to_half(np.where(amax > 0, amax / 127.0, 1.0))
     q = np.clip(np.rint(v / scale[:, None]), -127, 127).astype(np.int8)
     return Table(q, scale)
 
@@ -34,10 +40,10 @@ def _int4_scales(v: np.ndarray) -> np.ndarray:
     """Per-row (or per-group: ``v`` is [..., n]) scale minimising the squared error over a few
     clipping ratios: with 15 levels, clipping the largest value usually beats covering it."""
     amax = np.abs(v).max(axis=-1)
-    best = np.where(amax > 0, amax / INT4_MAX, 1.0).astype(np.float32)
+    best = round_scale_to_half(np.where(amax > 0, amax / INT4_MAX, 1.0))
     best_err = np.full(amax.shape, np.inf)
     for c in _INT4_CLIP:
-        scale = np.where(amax > 0, c * amax / INT4_MAX, 1.0).astype(np.float32)
+        scale = round_scale_to_half(np.where(amax > 0, c * amax / INT4_MAX, 1.0))
         q = np.clip(np.rint(v / scale[..., None]), -INT4_MAX, INT4_MAX)
         err = ((q * scale[..., None] - v) ** 2).sum(axis=-1)
         better = err < best_err
@@ -56,9 +62,10 @@ def quantize_rows_int4(values: np.ndarray) -> Table:
 
 
 def int4_groups_roundtrip(values: np.ndarray, group: int) -> tuple[np.ndarray, int]:
-    """Per-group int4 (``group`` consecutive columns share a float32 scale, as ONNX Runtime's
+    """Per-group int4 (``group`` consecutive columns share a scale, as ONNX Runtime's
     ``GatherBlockQuantized``/``MatMulNBits`` blocks do): the dequantized values and the packed
-    byte count. A measurement helper; the IR stores int4 per row only."""
+    byte count (a scale in float16 where exact, as per-row scales are stored). A measurement
+    helper; the IR stores int4 per row only."""
     v = np.asarray(values, dtype=np.float32)
     if group < 1:
         raise ValueError(f"group must be >= 1, got {group}")
@@ -70,7 +77,8 @@ def int4_groups_roundtrip(values: np.ndarray, group: int) -> tuple[np.ndarray, i
     scale = _int4_scales(g)
     q = np.clip(np.rint(g / scale[..., None]), -INT4_MAX, INT4_MAX)
     out = (q * scale[..., None]).reshape(rows, -1)[:, :cols].astype(np.float32)
-    return out, rows * ((cols + 1) // 2) + rows * blocks * 4
+    scale_bytes = 2 if half_scale(scale.ravel()) is not None else 4
+    return out, rows * ((cols + 1) // 2) + rows * blocks * scale_bytes
 
 
 def quantize_table(table: Table, scheme: str) -> Table:

@@ -1,7 +1,8 @@
 """Checks on a converted TFLite file, and the interpreter run the parity check compares.
 
 After conversion: builtin ops only, one copy of each table, the item weights (and int4 gathered
-tables) equal the IR's integers, and no table scale was re-quantized. TFLite runs the parity
+tables) equal the IR's integers, and no table or scale was re-quantized (the one DEQUANTIZE an
+integer model holds widens a float16 scale). TFLite runs the parity
 check with the builtin kernels and no default delegate (XNNPACK quantizes activations with its
 own rounding; see docs/export_notes.md), single-threaded.
 """
@@ -84,7 +85,7 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
                 raise ExportError("converted int8 item weights differ from the IR's integers")
             activations = ("dynamic-int8-asymmetric" if fc.builtinOptions.asymmetricQuantizeInputs
                            else "dynamic-int8-symmetric")
-        if weights in INTEGER_WEIGHTS and "DEQUANTIZE" in ops[sig.signatureKey.decode()]:
+        if weights in INTEGER_WEIGHTS and _requantized(model, schema, sg):
             raise ExportError("the converter re-quantized a float32 table scale (DEQUANTIZE found)")
     if len(fc_buffers) != 1:
         raise ExportError(f"the item table is stored {len(fc_buffers)} times in the model file")
@@ -93,6 +94,15 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
     if int4_weights:  # one probe for the file: both signatures share the weights and kernel
         activations = _int4_input_scheme(data, ir)
     return TFLiteModel(data=data, activations=activations, weights=weights, ops=ops)
+
+
+def _requantized(model: Any, schema: Any, sg: Any) -> bool:
+    """Whether a DEQUANTIZE in subgraph ``sg`` reads anything but a float16 constant: the
+    converter re-quantized a float32 table or scale (the only DEQUANTIZE an integer model may
+    hold widens a float16 scale, :func:`exporters.tflite.flatbuffer.store_half_scales`)."""
+    return any(op_name(model, op.opcodeIndex, schema) == "DEQUANTIZE"
+               and sg.tensors[op.inputs[0]].type != schema.TensorType.FLOAT16
+               for op in sg.operators)
 
 
 def _check_gathered_int4(model: Any, schema: Any, ir: IR) -> None:
@@ -139,7 +149,7 @@ def _check_mlp(model: Any, schema: Any, data: bytes, ops: dict[str, list[str]], 
             if op_name(model, op.opcodeIndex, schema) == "FULLY_CONNECTED" and \
                     sg.tensors[op.inputs[1]].type != schema.TensorType.FLOAT32:
                 raise ExportError(f"signature {key}: the converter quantized a dense MLP weight")
-        if weights == "int8-per-row" and "DEQUANTIZE" in ops[key]:
+        if weights == "int8-per-row" and _requantized(model, schema, sg):
             raise ExportError("the converter re-quantized a float32 table or scale (DEQUANTIZE found)")
         for tensor in sg.tensors:
             buf = model.buffers[tensor.buffer]

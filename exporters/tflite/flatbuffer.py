@@ -1,5 +1,6 @@
-"""Rewrites of the converted flatbuffer: the lone signature's key, and int4 tables stored as
-INT4 tensors (the converter writes int8 only)."""
+"""Rewrites of the converted flatbuffer: the lone signature's key, int4 tables stored as INT4
+tensors (the converter writes int8 only), and per-row scales stored as float16 (the converter
+would fold any float16 -> float32 cast into a float32 constant)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ import numpy as np
 
 from edgerec.errors import ExportError
 from edgerec.ir import IR
-from exporters.tflite.layout import item_rows, stored_rows
+from exporters.tflite.layout import item_rows, scale_vectors, stored_rows
 from exporters.weights import GATHERED, INT4, pack_int4
+from runtime.quant import half_scale
+
+DEQUANTIZE_FLOAT16_VERSION = 3  # the DEQUANTIZE version that reads float16 (TFLite op_version.cc)
 
 
 def op_name(model: Any, code_index: int, schema: Any) -> str:
@@ -106,3 +110,59 @@ def store_int4(data: bytes, ir: IR, weights: str) -> bytes:
             raise ExportError(f"expected one {table!r} table buffer, found {len(bufs)}")
         model.buffers[next(iter(bufs))].data = np.frombuffer(pack_int4(padded[table]), np.uint8)
     return pack_model(model, len(data))
+
+
+def store_half_scales(data: bytes, ir: IR) -> bytes:
+    """Store every per-row scale vector of the converted model whose values are exact in float16
+    (:func:`runtime.quant.half_scale`) as a FLOAT16 constant widened by one DEQUANTIZE per
+    signature (the builtin kernel widens a constant input once, when the interpreter prepares
+    it). The scale tensors are found by their bytes (:func:`~exporters.tflite.layout.
+    scale_vectors`); a vector shared by the signatures keeps one buffer."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    halves = {}
+    for vector in scale_vectors(ir):
+        half = half_scale(vector)
+        if half is not None:
+            halves[np.ascontiguousarray(vector, np.float32).tobytes()] = half
+    if not halves:
+        return data
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    matches = []  # (subgraph, tensor index, float16 values): found before any buffer changes
+    for sg in model.subgraphs:
+        for i, t in enumerate(sg.tensors):
+            buf = model.buffers[t.buffer].data
+            if t.type == schema.TensorType.FLOAT32 and buf is not None and len(buf):
+                half = halves.get(np.asarray(buf, np.uint8).tobytes())
+                if half is not None:
+                    matches.append((sg, i, half))
+    if not matches:
+        return data
+    deq = _opcode(model, schema, schema.BuiltinOperator.DEQUANTIZE, DEQUANTIZE_FLOAT16_VERSION)
+    widen: dict[int, list] = {}
+    for sg, i, half in matches:
+        t = sg.tensors[i]
+        model.buffers[t.buffer].data = np.frombuffer(half.tobytes(), np.uint8)
+        stored = schema.TensorT()
+        stored.shape, stored.type, stored.buffer = list(t.shape), schema.TensorType.FLOAT16, t.buffer
+        stored.name = (t.name or b"scale") + b"_float16"
+        sg.tensors.append(stored)
+        model.buffers.append(schema.BufferT())  # the float32 tensor is now computed, not stored
+        t.buffer = len(model.buffers) - 1
+        op = schema.OperatorT()
+        op.opcodeIndex, op.inputs, op.outputs = deq, [len(sg.tensors) - 1], [i]
+        widen.setdefault(id(sg), []).append(op)
+    for sg in model.subgraphs:
+        sg.operators = widen.get(id(sg), []) + list(sg.operators)
+    return pack_model(model, len(data))
+
+
+def _opcode(model: Any, schema: Any, code: int, version: int) -> int:
+    """Index of ``model``'s operator code for builtin ``code`` at ``version`` (added if absent)."""
+    for i, oc in enumerate(model.operatorCodes):
+        if max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode)) == code and oc.version == version:
+            return i
+    oc = schema.OperatorCodeT()
+    oc.builtinCode, oc.deprecatedBuiltinCode, oc.version = code, min(code, 127), version
+    model.operatorCodes.append(oc)
+    return len(model.operatorCodes) - 1

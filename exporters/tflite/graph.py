@@ -19,6 +19,7 @@ from exporters.tflite.layout import (
     BLOCK,
     item_rows,
     padded,
+    padded_item_scale,
     padded_scores,
     stored_rows,
     uses_block_top_k,
@@ -71,11 +72,7 @@ def build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) -
         # int8: the integers themselves (per-tensor scale exactly 1); the row scale comes after
         w = tf.constant(item_rows(ir).astype(np.float32).T)
         if item.dtype == "int8":
-            # padding rows take the largest row scale: with twice the mask (below) they rank
-            # after every item, masked ones included, so a top-k never returns a padding slot
-            scale = np.full(n_scores, item.scale.max(), np.float32)
-            scale[:n_items] = item.scale
-            item_scale = tf.constant(scale)
+            item_scale = tf.constant(padded_item_scale(ir))
             # the mask is added before the row scale: keep masked items <= -1e9 after it
             mask_value = float(max(MASK / np.float32(item.scale.min()), np.float32(-3e38)))
 

@@ -11,7 +11,8 @@
   and the converter re-derives ``q`` bit for bit (checked after conversion). The per-row scale
   is applied after the mask as a float32 MUL, so the optimizer cannot fold it into the weights.
   Per-channel weights would store a float32 scale *and an int64 zero point per item in every
-  signature* (24 B/item/signature); this layout stores 4 B/item once.
+  signature* (24 B/item/signature); this layout stores 2 B/item once (a float16
+  scale where exact, see below).
 - dot scorer: the item table has zero rows appended up to a multiple of ``BLOCK`` above
   ``pad_index``; those slots are always in the exclusion scatter with twice the mask (and the
   largest row scale), so they rank after every item, masked ones included: the score vector
@@ -20,6 +21,9 @@
   flatbuffer is rewritten (:mod:`exporters.tflite.flatbuffer`): the item weights become an INT4
   FULLY_CONNECTED weight (per-tensor scale 1) and, for ``int4``, the gathered tables INT4 GATHER
   operands (odd widths padded with a zero column, sliced off after the CAST).
+- per-row scales (int8 and int4): converted as float32 constants, then stored as float16 when
+  that is exact (:func:`exporters.tflite.flatbuffer.store_half_scales`), each widened by a
+  DEQUANTIZE of a constant, which the interpreter runs once.
 """
 
 from __future__ import annotations
@@ -57,6 +61,26 @@ def stored_rows(table: Table) -> np.ndarray:
     if table.bits == 4 and v.shape[1] % 2:
         v = np.concatenate([v, np.zeros((v.shape[0], 1), v.dtype)], axis=1)
     return v
+
+
+def padded_item_scale(ir: IR) -> np.ndarray:
+    """The dot scorer's per-row item scale as the model holds it: the IR's scales, then the
+    largest one for ``pad_index`` and the block padding (with twice the mask, below every
+    item)."""
+    scale = ir.tables["item"].scale
+    out = np.full(padded_scores(ir.num_items), scale.max(), np.float32)
+    out[: ir.num_items] = scale
+    return out
+
+
+def scale_vectors(ir: IR) -> list[np.ndarray]:
+    """Every per-row scale vector a model of ``ir`` holds, as float32 in the model's layout."""
+    if ir.scorer.get("kind") == "mlp":
+        t = ir.tables.get("mlp_item")
+        return [] if t is None or t.scale is None else [t.scale.astype(np.float32)]
+    out = [padded_item_scale(ir)] if ir.tables["item"].scale is not None else []
+    return out + [padded(ir.tables[n].scale.astype(np.float32)) for n in ("user", "history_item")
+                  if n in ir.serving_tables() and ir.tables[n].scale is not None]
 
 
 def item_rows(ir: IR) -> np.ndarray:
