@@ -139,8 +139,6 @@ def _build(ir: IR, root: Path, target: str, k: int, hcap: int, ecap: int, min_pa
     # a manifest first, so that a runner may read the directory as a device would (numpy target)
     artifact.write_manifest(root, artifact.build_manifest(**base, metrics={}))
     report = parity.compare(ir, built.runner(root), queries, k, built.activations)
-    if built.check is not None:
-        report["check"] = built.check
     if report[f"agreement@{k}"] < min_parity:
         worst = min(report["modes"].items(), key=lambda kv: kv[1][f"agreement@{k}"])
         raise ExportError(

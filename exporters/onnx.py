@@ -7,15 +7,15 @@ then ``(float(acc) * u_scale + mask) * item_scale`` -- the order ``runtime/quant
 Runtime folds the Cast of an initializer once, at session creation).
 
 int4 tables (``int4-item``: the item table; ``int4``: every table) are INT4 initializers (opset
-21), two values a byte, Cast to float32 (exact: the values are small integers) and folded once
-at session creation like float16. The item table then feeds a float MatMul whose per-row scale
-is applied after the mask, as for int8, so the numpy reference is ``(q @ u) * scale`` in float
-(``activations`` "float") and the exported model matches it up to float summation order: the
-parity check applies the float targets' rule (top-k agreement, near-ties may swap), and the
-manifest's parity report says so (``check``). Not DequantizeLinear: ONNX Runtime fuses
-DequantizeLinear + MatMul into MatMulNBits, whose arithmetic is neither exact nor reproducible
-(docs/compression.md); with the DequantizeLinear on the other MatMul input it stays unfused but
-dequantizes the whole table on every call.
+21), two values a byte, Cast to int8 (exact), which ONNX Runtime folds once at session creation:
+the file holds the packed table, memory the int8 one, and the graph from there on is int8's --
+Gather + Cast + Mul for gathered tables, ``DynamicQuantizeLinear`` + ``MatMulInteger`` for the
+item table (int8 weights, zero point 0: with values in [-7, 7] no pair of u8 * s8 products nears
+the int16 saturation that makes int8 tables go through uint8), so the arithmetic is integer and
+the parity check exact, as for int8. Not DequantizeLinear: ONNX Runtime fuses DequantizeLinear +
+MatMul into MatMulNBits, whose arithmetic is neither exact nor reproducible (docs/compression.md).
+A float MatMul over the table Cast to float32 (before 2026-12-05) held a float32 copy in memory
+and ran at float32's speed (docs/benchmarks.md).
 
 Per-row scales are float16 initializers Cast to float32 when float16 holds them exactly (the
 quantize pass rounds them so), float32 otherwise.
@@ -50,7 +50,6 @@ from runtime.quant import half_scale
 OPSET = 17
 OPSET_INT4 = 21  # INT4 tensors and their Cast
 IR_VERSION = {OPSET: 8, OPSET_INT4: 10}  # the ONNX IR version each opset needs
-NEAR_TIE = "agreement, float near-ties"  # the parity rule of a float MatMul over integer weights
 DATA_FILE = "tables.bin"  # the external data every mode file reads its tables from
 EXTERNAL_MIN = 1024  # bytes: smaller initializers (shapes, axes, scalars) stay in the graph
 PAGE, PAGE_MIN, ALIGN = 4096, 64 << 10, 64
@@ -117,13 +116,14 @@ class _Graph:
         return name
 
     def int4(self, name: str, values: np.ndarray) -> str:
-        """``values`` (integers in [-8, 7]) as an INT4 initializer Cast to float32 (exact)."""
+        """``values`` (integers in [-8, 7]) as an INT4 initializer Cast to int8 (exact; folded
+        once at session creation)."""
         from onnx import TensorProto, helper
 
         self.inits.append(helper.make_tensor(name, TensorProto.INT4, values.shape,
                                              pack_int4(values), raw=True))
         self.opset = OPSET_INT4
-        return self.one("Cast", [name], to=1)
+        return self.one("Cast", [name], to=TensorProto.INT8)
 
     def scale(self, name: str, scale: np.ndarray, *, pad: bool = False,
               shape: tuple[int, ...] | None = None) -> str:
@@ -152,13 +152,11 @@ class _Graph:
 
 def _gather_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     if table.dtype == "int8":
-        if table.bits == 4:  # Gather reads no INT4: the folded float32 table is gathered
-            s = g.scale(f"{name}_scale", table.scale, pad=True)
-            rows = g.one("Gather", [g.int4(f"{name}_q4", _padded(table.values)), idx], axis=0)
-        else:
-            q = g.const(f"{name}_q", _padded(table.values))
-            s = g.scale(f"{name}_scale", table.scale, pad=True)
-            rows = g.one("Cast", [g.one("Gather", [q, idx], axis=0)], to=1)
+        # int4: Gather reads no INT4, so the int8 table folded from it is gathered
+        q = (g.int4(f"{name}_q4", _padded(table.values)) if table.bits == 4
+             else g.const(f"{name}_q", _padded(table.values)))
+        s = g.scale(f"{name}_scale", table.scale, pad=True)
+        rows = g.one("Cast", [g.one("Gather", [q, idx], axis=0)], to=1)
         scale = g.one("Unsqueeze", [g.one("Gather", [s, idx], axis=0), g.const(f"{name}_ax1", np.array([1], np.int64))])
         return g.one("Mul", [rows, scale])
     values = g.const(f"{name}_values", _padded(table.values))
@@ -246,17 +244,17 @@ def _score(g: _Graph, ir: IR, u: str, exclude: str, k: int) -> tuple[str, str]:
         return _mask_topk(g, ir, _mlp_scores(g, ir, u), exclude, k, float(MASK))
     item = ir.tables["item"]
     n = ir.num_items
-    if item.dtype == "int8" and item.bits != 4:
-        # uint8 weights with zero point 128 (= the IR's int8 + 128, exact): ONNX Runtime's
-        # U8S8 kernel on AVX2 without VNNI sums pairs of u8*s8 products in saturating int16.
-        w = g.const("item_u8_t", np.ascontiguousarray((item.values.T.astype(np.int16) + 128).astype(np.uint8)))
-        wzp = g.const("item_zero_point", np.array(128, np.uint8))
+    if item.dtype == "int8":
         uq, us, uzp = g.op("DynamicQuantizeLinear", [u], n_out=3)
-        acc = g.one("MatMulInteger", [uq, w, uzp, wzp])
+        if item.bits == 4:  # int8 weights (zero point 0) folded from INT4: far from saturating
+            acc = g.one("MatMulInteger", [uq, g.int4("item_q4_t", np.ascontiguousarray(item.values.T)),
+                                          uzp])
+        else:
+            # uint8 weights with zero point 128 (= the IR's int8 + 128, exact): ONNX Runtime's
+            # U8S8 kernel on AVX2 without VNNI sums pairs of u8*s8 products in saturating int16.
+            w = g.const("item_u8_t", np.ascontiguousarray((item.values.T.astype(np.int16) + 128).astype(np.uint8)))
+            acc = g.one("MatMulInteger", [uq, w, uzp, g.const("item_zero_point", np.array(128, np.uint8))])
         s = g.one("Mul", [g.one("Cast", [acc], to=1), us])
-        mask_value = max(MASK / np.float32(item.scale.min()), np.float32(-3e38))
-    elif item.bits == 4:
-        s = g.one("MatMul", [u, g.int4("item_q4_t", np.ascontiguousarray(item.values.T))])
         mask_value = max(MASK / np.float32(item.scale.min()), np.float32(-3e38))
     else:
         w = g.const("item_t", np.ascontiguousarray(item.values.T))
@@ -337,7 +335,7 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         files[DATA_FILE] = blob
     return OnnxModels(
         files=files, data=DATA_FILE if blob else None,
-        activations="dynamic-uint8-asymmetric" if weights == "int8-per-row"
+        activations="dynamic-uint8-asymmetric" if weights in ("int8-per-row", INT4_ITEM, INT4)
         and ir.scorer.get("kind") != "mlp" else "float",
         weights=weights)
 
@@ -369,10 +367,8 @@ def runner(files: dict[str, bytes]) -> Runner:
 def build_target(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> Built:
     """The ONNX files of ``ir``; the parity check runs them in ONNX Runtime (CPU, one thread)."""
     models = build(ir, k=k, history_capacity=history_capacity, exclude_capacity=exclude_capacity)
-    near_tie = models.activations == "float" and models.weights in (INT4, INT4_ITEM)
     return Built(files=models.files, weights=models.weights, activations=models.activations,
-                 runner=lambda root: runner(models.files), check=NEAR_TIE if near_tie else None,
-                 data=models.data)
+                 runner=lambda root: runner(models.files), data=models.data)
 
 
 TARGET = Target(name="onnx", toolkit=("onnx", "onnxruntime"), build=build_target)

@@ -33,7 +33,6 @@ class Built:
         tables: The manifest's ``tables`` block (the numpy target), else ``None``.
         informative: Other runs whose agreement is recorded in the parity report but does not
             decide the export (e.g. TFLite under its default delegate), by report key.
-        check: Which parity rule applied, recorded in the parity report when not ``None``.
         data: The file of ``files`` the model files read their tables from (ONNX external
             data, shared by the modes), named in every signature of the manifest; else ``None``.
     """
@@ -44,7 +43,6 @@ class Built:
     runner: Callable[[Path], Runner]
     tables: dict[str, dict[str, str | None]] | None = None
     informative: dict[str, Callable[[], Runner]] = field(default_factory=dict)
-    check: str | None = None
     data: str | None = None
 
 

@@ -447,23 +447,25 @@ def test_int4_stores_every_table_packed_and_exact(tmp_path: Path, dim: int) -> N
 @pytest.mark.parametrize(("scheme", "dim"), [("int4-item", 16), ("int4", 17)])
 def test_onnx_int4_tables_are_packed_and_answer_as_the_reference(tmp_path: Path, scheme: str,
                                                                    dim: int) -> None:
-    """ONNX int4: INT4 initializers (opset 21) holding the IR's integers, Cast to float and
-    folded by ONNX Runtime, a float MatMul: about half the int8 file, near-tie parity recorded
-    in the manifest, and the runtime answers with the numpy reference's top-k."""
+    """ONNX int4: INT4 initializers (opset 21) holding the IR's integers, Cast to int8 (folded
+    by ONNX Runtime) and scored with MatMulInteger: about half the int8 file, exact parity with
+    the integer emulation, and the runtime answers with the numpy reference's top-k."""
     pytest.importorskip("onnxruntime")
     import onnx
     from onnx import TensorProto
 
     import runtime
-    from exporters.onnx import NEAR_TIE
+    from exporters.parity import EMULATED
     from exporters.weights import unpack_int4
 
     base = make_ir(num_users=40, num_items=3000, dim=dim, seed=3)
     ir = quantize(base, scheme)[0]
     m = export_ir(ir, tmp_path / "a", "onnx", k=K, history_capacity=8)
     weights = {"int4-item": "int8-per-row+int4-item", "int4": "int4-per-row"}[scheme]
-    assert m["quantization"] == {"weights": weights, "activations": "float"}
-    assert m["metrics"]["parity"]["check"] == NEAR_TIE
+    assert m["quantization"] == {"weights": weights, "activations": "dynamic-uint8-asymmetric"}
+    assert m["metrics"]["parity"]["check"] == EMULATED
+    for mode in ir.modes:
+        assert m["metrics"]["parity"]["modes"][mode]["exact_match_rate"] == 1.0
     packed = {"item": ir.tables["item"].values.T}
     if scheme == "int4":
         packed |= {n: np.concatenate([ir.tables[n].values, np.zeros((1, dim), np.int8)])
@@ -473,7 +475,8 @@ def test_onnx_int4_tables_are_packed_and_answer_as_the_reference(tmp_path: Path,
                                 "history": ("history.onnx", "history_item")}.items():
         model = onnx.load(str(tmp_path / "a" / file))
         assert model.opset_import[0].version == 21
-        assert "MatMulInteger" not in {n.op_type for n in model.graph.node}
+        assert {"MatMulInteger", "DynamicQuantizeLinear"} <= {n.op_type for n in model.graph.node}
+        assert "DequantizeLinear" not in {n.op_type for n in model.graph.node}
         for init in model.graph.initializer:
             if init.data_type != TensorProto.INT4:
                 continue
@@ -486,7 +489,8 @@ def test_onnx_int4_tables_are_packed_and_answer_as_the_reference(tmp_path: Path,
         assert (table in found) == (scheme == "int4"), mode
     assert found == set(packed)
     m8 = export_ir(quantize(base, "int8")[0], tmp_path / "b", "onnx", k=K, history_capacity=8)
-    assert m8["quantization"]["weights"] == "int8-per-row" and "check" not in m8["metrics"]["parity"]
+    assert m8["quantization"]["weights"] == "int8-per-row"
+    assert m8["metrics"]["parity"]["check"] == EMULATED
     size = {d: sum((tmp_path / d / f).stat().st_size for f in ("lookup.onnx", "history.onnx",
                                                                 "tables.bin"))
             for d in ("a", "b")}
@@ -495,9 +499,9 @@ def test_onnx_int4_tables_are_packed_and_answer_as_the_reference(tmp_path: Path,
     # the runtime (ONNX Runtime) answers with the numpy reference's top-k on the same integers
     export_ir(ir, tmp_path / "n", "numpy", k=K, history_capacity=8)
     got = runtime.load(tmp_path / "a")
-    ref = runtime.load(tmp_path / "n", activations="float")
+    ref = runtime.load(tmp_path / "n", activations="dynamic-uint8-asymmetric")
     for u in ref.artifact.user_ids[:40]:
-        assert [i for i, _ in got.recommend(u, K)] == [i for i, _ in ref.recommend(u, K)]
+        assert got.recommend(u, K) == ref.recommend(u, K)  # ids and scores
     for start in range(0, 40, 8):
         hist = list(ref.artifact.item_ids[start:start + 5])
         assert [i for i, _ in got.recommend_from_history(hist, K)] == \
