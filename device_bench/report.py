@@ -18,6 +18,7 @@ from device_bench.measure import LATENCY_KEYS
 REPORT_FORMAT = "edgerec-device-bench"
 REPORT_FORMAT_VERSION = 1
 ACCURACY_KEYS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20", "agreement@20")
+PER_RECORD = "recall@20_per_record"  # each eval record's Recall@20, null where skipped
 
 
 class ReportError(ValueError):
@@ -38,11 +39,15 @@ def _num(d: Any, key: str, where: str, *, lo: float | None = 0.0, hi: float | No
     if v is None and null:
         return
     kinds = (int,) if integer else (int, float)
-    if isinstance(v, bool) or not isinstance(v, kinds) or not math.isfinite(v):
+    if not _is_number(v) or not isinstance(v, kinds):
         raise ReportError(f"{where}.{key}: expected a {'integer' if integer else 'number'}, "
                           f"got {v!r}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise ReportError(f"{where}.{key}: {v!r} outside [{lo}, {hi}]")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _str(d: Any, key: str, where: str, *, null: bool = False) -> None:
@@ -85,6 +90,12 @@ def _check_accuracy(acc: Any, modes: list[str], where: str) -> None:
             _num(a, key, w, hi=1.0, null=True)
         if a["users"] > 0 and a["recall@20"] is None:
             raise ReportError(f"{w}.recall@20: null although {a['users']} users were scored")
+        per = a.get(PER_RECORD)  # optional: reports before 2026-12-05 lack it
+        if per is not None and (not isinstance(per, list) or sum(v is not None for v in per)
+                                != a["users"] or not all(
+                                    v is None or (_is_number(v) and 0 <= v <= 1) for v in per)):
+            raise ReportError(f"{w}.{PER_RECORD}: expected one value in [0, 1] per "
+                              f"scored user ({a['users']}) and null for the others")
 
 
 def check_target(t: Any, where: str) -> None:

@@ -27,6 +27,7 @@ import runtime
 from device_bench import evalfile
 from device_bench.machine import version_of
 from device_bench.measure import current_rss, measure_calls, peak_rss
+from device_bench.report import PER_RECORD
 from runtime import errors as rt_errors
 from runtime.artifact import load_ids, model_files
 
@@ -170,7 +171,10 @@ def _mean(xs: list[float]) -> float | None:
 
 def accuracy(rec: Any, modes: Sequence[str], k: int, capacity: int,
              evalset: evalfile.EvalSet) -> dict[str, Any]:
-    """Recall/NDCG@10/20 against held-out items and top-20 agreement with the float model."""
+    """Recall/NDCG@10/20 against held-out items and top-20 agreement with the float model;
+    ``PER_RECORD`` keeps each evaluation record's Recall@20 (None where the record
+    was skipped), so that a drop against the file's float answers can be bootstrapped over
+    the same users (``edgerec.benchmark.promise``)."""
     out: dict[str, Any] = {}
     for mode in modes:
         call = _caller(rec, mode, k)
@@ -178,7 +182,8 @@ def accuracy(rec: Any, modes: Sequence[str], k: int, capacity: int,
                                           ("recall@10", "recall@20", "ndcg@10", "ndcg@20",
                                            "agreement@20")}
         skipped: dict[str, int] = {}
-        for r in evalset.records:
+        per_record: list[float | None] = [None] * len(evalset.records)
+        for i, r in enumerate(evalset.records):
             if mode == "lookup" and r.user is None:
                 skipped["no user id"] = skipped.get("no user id", 0) + 1
                 continue
@@ -194,12 +199,14 @@ def accuracy(rec: Any, modes: Sequence[str], k: int, capacity: int,
                 rc, nd = evalfile.recall_ndcg(ranked, r.test, cut)
                 scores[f"recall@{cut}"].append(rc)
                 scores[f"ndcg@{cut}"].append(nd)
+            per_record[i] = scores["recall@20"][-1]
             ref = r.reference.get(mode)
             scores["agreement@20"].append(evalfile.agreement(ranked, ref, 20) if ref
                                           else float("nan"))
         users = len(scores["recall@20"])
         out[mode] = {"users": users, "skipped": skipped, "k": k,
-                     **{m: (_mean(v) if users else None) for m, v in scores.items()}}
+                     **{m: (_mean(v) if users else None) for m, v in scores.items()},
+                     PER_RECORD: per_record}
     return out
 
 

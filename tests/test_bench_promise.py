@@ -70,3 +70,42 @@ def test_rows_are_named_for_what_the_artifact_is_and_matched_to_their_own_artifa
              "accuracy": {"lookup": {"recall@20": 0.675}}} for a in arts]
     out = promise_rows(rows, labels)
     assert [p["valid_drop"] for p in out] == [pytest.approx(0.015), pytest.approx(0.0), pytest.approx(0.0)]
+
+
+def test_the_test_drop_gets_a_paired_bootstrap_interval_over_the_devices_users(tmp_path: Path) -> None:
+    """With device_bench's per-record Recall@20 the drop is paired over the records both the
+    device and the float answers scored, and carries a 95% interval that holds the point; a
+    record the device skipped (None) is left out of both sides."""
+    from edgerec.uncertainty import paired_drop_bound
+
+    art = _artifact(tmp_path, "int8", compiled=0.394, bound=0.025)
+    # float per record: 0.5 and 1.0 (above); the device found 0.5 and 0.5, or skipped record 0
+    row = {"kind": "artifact", "device": "here", "name": "int8", "error": None,
+           "accuracy": {"lookup": {"recall@20": 0.5, "recall@20_per_record": [0.5, 0.5]}}}
+    p = promise_rows([row], artifact_labels([art]))[0]
+    assert p["test_drop"] == pytest.approx(1 - 1.0 / 1.5) and p["test_users"] == 2
+    lo, hi = p["test_drop_interval"]
+    assert lo <= p["test_drop"] <= hi
+    assert (lo, hi) == (paired_drop_bound([0.5, 0.5], [0.5, 1.0], quantile=0.025)[1],
+                        paired_drop_bound([0.5, 0.5], [0.5, 1.0], quantile=0.975)[1])
+    assert "33.3% [" in "\n".join(render_promises([p]))
+    skipped = {**row, "accuracy": {"lookup": {"recall@20": 0.5, "recall@20_per_record": [None, 0.5]}}}
+    p = promise_rows([skipped], artifact_labels([art]))[0]
+    assert p["test_drop"] == pytest.approx(0.5) and p["test_users"] == 1
+    # an older report without per-record values: the ratio of the means, no interval
+    old = {**row, "accuracy": {"lookup": {"recall@20": 0.675}}}
+    p = promise_rows([old], artifact_labels([art]))[0]
+    assert p["test_drop"] == pytest.approx(0.1) and p["test_drop_interval"] is None
+
+
+def test_the_report_schema_checks_the_per_record_values() -> None:
+    from device_bench.report import ReportError, _check_accuracy
+
+    base = {"recall@10": 0.5, "recall@20": 0.5, "ndcg@10": 0.5, "ndcg@20": 0.5,
+            "agreement@20": 1.0, "users": 2}
+    _check_accuracy({"file": "e", "modes": {"lookup": {**base, "recall@20_per_record": [0.5, None, 0.5]}}},
+                    ["lookup"], "t")
+    for bad in ([0.5], [0.5, 1.5], [0.5, "x"], "0.5"):
+        with pytest.raises(ReportError, match="recall@20_per_record"):
+            _check_accuracy({"file": "e", "modes": {"lookup": {**base, "recall@20_per_record": bad}}},
+                            ["lookup"], "t")

@@ -103,6 +103,11 @@ def test_accuracy_matches_float_reference(numpy_report):
     assert h["agreement@20"] >= 0.95 and lk["agreement@20"] >= 0.95
     # lookup ranks with the full user embedding, so it finds fewer of the history-mode items.
     assert lk["recall@20"] < 1.0
+    # each record's Recall@20, in the file's order: their mean is the reported one
+    for m in (h, lk):
+        per = m["recall@20_per_record"]
+        assert len(per) == 12 and None not in per
+        assert sum(per) / 12 == pytest.approx(m["recall@20"])
 
 
 def test_interpreter_target_gets_its_own_baseline(numpy_artifact, tmp_path):

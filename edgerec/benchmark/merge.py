@@ -10,7 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from device_bench.report import ReportError, check_latency
+from device_bench.report import PER_RECORD, ReportError, check_latency
 from edgerec.benchmark.errors import BenchError
 from edgerec.benchmark.floor import floor_ms, item_table_bytes
 from edgerec.benchmark.labels import NUMPY_REFERENCE
@@ -51,6 +51,7 @@ def _target_row(device: str, t: Mapping[str, Any]) -> dict[str, Any]:
         "throughput_recs_per_s": {m: v["throughput"]["recs_per_s"] for m, v in t["modes"].items()},
         "throughput_method": {m: v["throughput"]["method"] for m, v in t["modes"].items()},
         "accuracy": {m: {k: a.get(k) for k in ("recall@20", "ndcg@20", "agreement@20")}
+                     | ({PER_RECORD: a[PER_RECORD]} if PER_RECORD in a else {})
                      for m, a in acc.items()},
         "accuracy_reason": t.get("accuracy_reason"),
     })
