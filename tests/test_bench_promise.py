@@ -72,6 +72,27 @@ def test_rows_are_named_for_what_the_artifact_is_and_matched_to_their_own_artifa
     assert [p["valid_drop"] for p in out] == [pytest.approx(0.015), pytest.approx(0.0), pytest.approx(0.0)]
 
 
+def test_alike_artifacts_in_folders_of_the_same_name_are_told_apart_further_up(tmp_path: Path) -> None:
+    """``runs/a/art-q0.95/tflite`` and ``runs/b/art-q0.95/tflite``: the parent names alone
+    collide, so the label takes one more folder (a bench run named both rows alike and read
+    both promises from one manifest)."""
+    arts = []
+    for run, compiled in (("a", 0.394), ("b", 0.40)):
+        (tmp_path / run / "art-q0.95").mkdir(parents=True)
+        art = _artifact(tmp_path / run / "art-q0.95", "tflite", compiled=compiled, bound=0.025)
+        m = json.loads((art / "manifest.json").read_text())
+        m.update(target="tflite", dim=24, quantization={"weights": "int4-per-row"})
+        (art / "manifest.json").write_text(json.dumps(m))
+        arts.append(art)
+    labels = artifact_labels(arts)
+    assert list(labels.values()) == ["TFLite int4, 24 dims (a/art-q0.95)",
+                                     "TFLite int4, 24 dims (b/art-q0.95)"]
+    rows = [{"kind": "artifact", "device": "here", "name": labels[a], "error": None,
+             "accuracy": {"lookup": {"recall@20": 0.675}}} for a in arts]
+    assert [p["valid_drop"] for p in promise_rows(rows, labels)] == [pytest.approx(0.015),
+                                                                     pytest.approx(0.0)]
+
+
 def test_the_test_drop_gets_a_paired_bootstrap_interval_over_the_devices_users(tmp_path: Path) -> None:
     """With device_bench's per-record Recall@20 the drop is paired over the records both the
     device and the float answers scored, and carries a 95% interval that holds the point; a

@@ -4,7 +4,7 @@ the folder it sits in, which is often just ``tflite`` or ``onnx`` for every expo
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,8 +24,9 @@ def describe(manifest: dict) -> str | None:
 
 def artifact_labels(artifacts: Sequence[Path]) -> dict[Path, str]:
     """A unique row name per artifact directory: :func:`describe` of its manifest, followed by
-    the parent folder's name where two artifacts describe alike; the folder name where the
-    manifest cannot be read (device_bench then reports why) and for the float32 reference."""
+    as many of the parent folders' names as tell apart the artifacts that describe alike
+    (``half/art-q0.95`` where two sit in ``art-q0.95``); the folder name where the manifest
+    cannot be read (device_bench then reports why) and for the float32 reference."""
     base: dict[Path, str] = {}
     for a in artifacts:
         a = Path(a)
@@ -35,6 +36,21 @@ def artifact_labels(artifacts: Sequence[Path]) -> dict[Path, str]:
         except (OSError, ValueError, AttributeError):
             label = None
         base[a] = label or a.name
-    counts = Counter(base.values())
-    return {a: f"{label} ({a.parent.name})" if counts[label] > 1 and a.name != NUMPY_REFERENCE
-            else label for a, label in base.items()}
+    groups: dict[str, list[Path]] = defaultdict(list)
+    for a, label in base.items():
+        groups[label].append(a)
+    out = dict(base)
+    for label, paths in groups.items():
+        if len(paths) > 1 and label != NUMPY_REFERENCE:
+            out.update({a: f"{label} ({where})" for a, where in _parents_apart(paths).items()})
+    return out
+
+
+def _parents_apart(paths: Sequence[Path]) -> dict[Path, str]:
+    """The fewest trailing parent folder names that differ between ``paths``."""
+    deepest = max(len(p.parent.parts) for p in paths)
+    for depth in range(1, deepest + 1):
+        names = {p: "/".join(p.parent.parts[-depth:]) for p in paths}
+        if len(set(names.values())) == len(paths):
+            return names
+    return {p: str(p.parent) for p in paths}
