@@ -28,7 +28,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 TARGETS = ("tflite", "onnx", "numpy")
 MODES = ("lookup", "history")
-WEIGHTS = ("int8-per-row", "int8-per-row+int4-item", "int4-per-row", "float16", "float32")
 TABLES = ("item", "user", "history_item", "user_base",
           # sage / gcn / gat history programs and the MLP scorer (docs/architecture.md)
           "user_default", "history_logit", "history_bias", "user_self", "user_logit",

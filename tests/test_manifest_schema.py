@@ -8,6 +8,18 @@ from runtime import artifact as A
 from runtime.errors import ArtifactError
 from runtime.quant import ACTIVATIONS
 from runtime.schema import first_error, json_equal, manifest_schema
+from runtime.weights import BY_NAME, WEIGHTS
+
+
+def test_every_storage_scheme_is_one_row_the_layers_agree_on():
+    """The exporters write, and the public number formats name, exactly the runtime's schemes."""
+    from edgerec.schemes import FORMATS
+    from exporters.weights import BY_DTYPE, INT4, INT4_ITEM
+
+    assert tuple(s.number_format for s in BY_NAME.values()) == FORMATS
+    assert {*BY_DTYPE.values(), INT4, INT4_ITEM} == set(WEIGHTS)
+    assert BY_NAME[INT4_ITEM].element_types == ("int4", "int8")
+    assert [s.name for s in BY_NAME.values() if s.integer] == ["int8-per-row", INT4_ITEM, INT4]
 
 
 def test_schema_enums_are_the_python_constants():
@@ -17,7 +29,7 @@ def test_schema_enums_are_the_python_constants():
     assert props["format_version"]["const"] == A.FORMAT_VERSION
     assert tuple(props["target"]["enum"]) == A.TARGETS
     assert tuple(props["modes"]["items"]["enum"]) == A.MODES
-    assert tuple(props["quantization"]["properties"]["weights"]["enum"]) == A.WEIGHTS
+    assert tuple(props["quantization"]["properties"]["weights"]["enum"]) == WEIGHTS
     assert tuple(props["quantization"]["properties"]["activations"]["enum"]) == ACTIVATIONS
     assert tuple(props["tables"]["propertyNames"]["enum"]) == A.TABLES
     assert tuple(props["scorer"]["properties"]["kind"]["enum"]) == tuple(A.SCORER_TABLES)

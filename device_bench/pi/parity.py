@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-INT8 = ("int8-per-row", "int8-per-row+int4-item", "int4-per-row")  # integer weights: the exact rule
+from runtime.weights import STORAGES
+
+INT8 = tuple(s.name for s in STORAGES if s.integer)  # integer weights: the exact rule
 
 
 def _explained(ia: Sequence[Any], sa: Sequence[float], ib: Sequence[Any], sb: Sequence[float],

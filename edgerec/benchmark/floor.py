@@ -18,27 +18,27 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# bits per value of the item table (the scoring matmul's weights) for each manifest scheme,
-# and whether it carries a scale per row (read as float32: a file storing float16 scales
-# widens them once, at load)
-ITEM_TABLE_BITS = {"float32": (32, False), "float16": (16, False), "int8-per-row": (8, True),
-                   "int8-per-row+int4-item": (4, True), "int4-per-row": (4, True)}
+from runtime.weights import BY_NAME
+
+SCALE_BYTES = 4  # a per-row scale as the interpreter reads it: float32 (a file's float16
+# scales are widened once, at load)
 
 
 def item_table_bytes(manifest: Mapping[str, Any]) -> int | None:
     """Bytes of an artifact's item table as the model file stores it (int4 packed two a byte,
-    plus a float32 scale per row when quantized); None for a scheme this does not know.
+    plus a scale per row, as the interpreter holds it, when quantized); None for a scheme this
+    does not know.
 
     Args:
         manifest: the artifact's ``manifest.json`` (or device_bench's artifact description:
             ``num_items``, ``dim`` and ``quantization``).
     """
     q = manifest.get("quantization") or {}
-    bits = ITEM_TABLE_BITS.get(q.get("weights") if isinstance(q, Mapping) else q)
+    storage = BY_NAME.get(q.get("weights") if isinstance(q, Mapping) else q)
     n, d = manifest.get("num_items"), manifest.get("dim")
-    if bits is None or not isinstance(n, int) or not isinstance(d, int):
+    if storage is None or not isinstance(n, int) or not isinstance(d, int):
         return None
-    per_row = -(-d * bits[0] // 8) + (4 if bits[1] else 0)
+    per_row = -(-d * storage.item_bits // 8) + (SCALE_BYTES if storage.integer else 0)
     return n * per_row
 
 

@@ -8,9 +8,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+from runtime.weights import BY_NAME
+
 NUMPY_REFERENCE = "float32-numpy-reference"  # the directory name of the reference artifact
 _TARGETS = {"tflite": "TFLite", "onnx": "ONNX", "numpy": "numpy"}
-_FORMATS = {"int8-per-row": "int8", "int8-per-row+int4-item": "int4-item", "int4-per-row": "int4"}
 
 
 def describe(manifest: dict) -> str | None:
@@ -19,7 +20,8 @@ def describe(manifest: dict) -> str | None:
     weights = (manifest.get("quantization") or {}).get("weights")
     if not isinstance(target, str) or not isinstance(weights, str) or not isinstance(dim, int):
         return None
-    return f"{_TARGETS.get(target, target)} {_FORMATS.get(weights, weights)}, {dim} dims"
+    storage = BY_NAME.get(weights)
+    return f"{_TARGETS.get(target, target)} {storage.number_format if storage else weights}, {dim} dims"
 
 
 def artifact_labels(artifacts: Sequence[Path]) -> dict[Path, str]:

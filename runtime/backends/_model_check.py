@@ -34,16 +34,14 @@ from typing import Any
 
 from runtime.backends import _onnx_file, _tflite_file
 from runtime.errors import ArtifactError
+from runtime.weights import STORAGES
 
 # (item table, gathered tables) element types in the model file, per manifest scheme
-TFLITE_TYPES = {"float32": ("float32", "float32"), "float16": ("float16", "float16"),
-                "int8-per-row": ("int8", "int8"), "int8-per-row+int4-item": ("int4", "int8"),
-                "int4-per-row": ("int4", "int4")}
-# ONNX keeps int8 tables (the item table as uint8 for MatMulInteger); int4 tables are INT4
-# initializers Cast to float
-ONNX_TYPES = {"float32": ("float32", "float32"), "float16": ("float16", "float16"),
-              "int8-per-row": ("uint8", "int8"), "int8-per-row+int4-item": ("int4", "int8"),
-              "int4-per-row": ("int4", "int4")}
+TFLITE_TYPES = {s.name: s.element_types for s in STORAGES}
+# ONNX stores an int8 item table as uint8 (+128, for MatMulInteger); int4 tables are INT4
+# initializers Cast to int8 in the graph
+ONNX_TYPES = {s.name: ("uint8" if s.item_bits == 8 else s.element_types[0], s.element_types[1])
+              for s in STORAGES}
 GATHER = 36
 # The TFLite converter quantizes only constants of at least this many elements; below it, an
 # integer scheme's values stay float32 constants holding the same integers (exact).
