@@ -43,9 +43,10 @@ import numpy as np
 from edgerec.errors import ExportError
 from edgerec.ir import IR, Table
 from exporters.target import Built, Runner, Target
-from exporters.weights import INT4, INT4_ITEM, pack_int4, weights_kind
+from exporters.weights import pack_int4, weights_kind
 from runtime.artifact import MASK
 from runtime.quant import half_scale
+from runtime.weights import BY_NAME
 
 OPSET = 17
 OPSET_INT4 = 21  # INT4 tensors and their Cast
@@ -335,7 +336,7 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
         files[DATA_FILE] = blob
     return OnnxModels(
         files=files, data=DATA_FILE if blob else None,
-        activations="dynamic-uint8-asymmetric" if weights in ("int8-per-row", INT4_ITEM, INT4)
+        activations="dynamic-uint8-asymmetric" if BY_NAME[weights].integer
         and ir.scorer.get("kind") != "mlp" else "float",
         weights=weights)
 

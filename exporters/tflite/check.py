@@ -1,8 +1,8 @@
 """Checks on a converted TFLite file, and the interpreter run the parity check compares.
 
 After conversion: builtin ops only, one copy of each table, the item weights (and int4 gathered
-tables) equal the IR's integers, and no table or scale was re-quantized (the one DEQUANTIZE an
-integer model holds widens a float16 scale). TFLite runs the parity
+tables) equal the IR's integers, and no table or scale was re-quantized (the only DEQUANTIZEs an
+integer model holds widen float16 scales). TFLite runs the parity
 check with the builtin kernels and no default delegate (XNNPACK quantizes activations with its
 own rounding; see docs/export_notes.md), single-threaded.
 """
@@ -98,8 +98,8 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
 
 def _requantized(model: Any, schema: Any, sg: Any) -> bool:
     """Whether a DEQUANTIZE in subgraph ``sg`` reads anything but a float16 constant: the
-    converter re-quantized a float32 table or scale (the only DEQUANTIZE an integer model may
-    hold widens a float16 scale, :func:`exporters.tflite.flatbuffer.store_half_scales`)."""
+    converter re-quantized a float32 table or scale (the only DEQUANTIZEs an integer model may
+    hold widen float16 scales, :func:`exporters.tflite.flatbuffer.store_half_scales`)."""
     return any(op_name(model, op.opcodeIndex, schema) == "DEQUANTIZE"
                and sg.tensors[op.inputs[0]].type != schema.TensorType.FLOAT16
                for op in sg.operators)
