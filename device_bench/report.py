@@ -7,13 +7,13 @@ the shape is checked here, once, with a message that names the offending field.
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from device_bench.measure import LATENCY_KEYS
+from runtime.artifact import is_finite_number
 
 REPORT_FORMAT = "edgerec-device-bench"
 REPORT_FORMAT_VERSION = 1
@@ -39,15 +39,11 @@ def _num(d: Any, key: str, where: str, *, lo: float | None = 0.0, hi: float | No
     if v is None and null:
         return
     kinds = (int,) if integer else (int, float)
-    if not _is_number(v) or not isinstance(v, kinds):
+    if not is_finite_number(v) or not isinstance(v, kinds):
         raise ReportError(f"{where}.{key}: expected a {'integer' if integer else 'number'}, "
                           f"got {v!r}")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise ReportError(f"{where}.{key}: {v!r} outside [{lo}, {hi}]")
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _str(d: Any, key: str, where: str, *, null: bool = False) -> None:
@@ -93,7 +89,7 @@ def _check_accuracy(acc: Any, modes: list[str], where: str) -> None:
         per = a.get(PER_RECORD)  # optional: reports before 2026-12-05 lack it
         if per is not None and (not isinstance(per, list) or sum(v is not None for v in per)
                                 != a["users"] or not all(
-                                    v is None or (_is_number(v) and 0 <= v <= 1) for v in per)):
+                                    v is None or (is_finite_number(v) and 0 <= v <= 1) for v in per)):
             raise ReportError(f"{w}.{PER_RECORD}: expected one value in [0, 1] per "
                               f"scored user ({a['users']}) and null for the others")
 
