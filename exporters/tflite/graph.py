@@ -20,6 +20,7 @@ from exporters.tflite.layout import (
     item_rows,
     padded,
     padded_item_scale,
+    padded_row_scale,
     padded_scores,
     stored_rows,
     uses_block_top_k,
@@ -82,7 +83,7 @@ def build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) -
     def gather_rows(table: Table, idx: Any) -> Any:
         if table.dtype == "int8":
             q = tf.constant(stored_rows(table))
-            s = tf.constant(padded(table.scale.astype(np.float32)))
+            s = tf.constant(padded_row_scale(table))
             rows = tf.cast(tf.gather(q, idx), tf.float32)
             if q.shape[1] != table.values.shape[1]:  # int4, odd width: drop the byte padding
                 rows = rows[:, : table.values.shape[1]]

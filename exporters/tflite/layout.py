@@ -73,13 +73,19 @@ def padded_item_scale(ir: IR) -> np.ndarray:
     return out
 
 
+def padded_row_scale(table: Table) -> np.ndarray:
+    """A gathered table's per-row scale as the model holds it: float32, with the 0 of
+    ``pad_index`` (the GATHER_ND operand of :mod:`exporters.tflite.graph`)."""
+    return padded(table.scale.astype(np.float32))
+
+
 def scale_vectors(ir: IR) -> list[np.ndarray]:
     """Every per-row scale vector a model of ``ir`` holds, as float32 in the model's layout."""
     if ir.scorer.get("kind") == "mlp":
         t = ir.tables.get("mlp_item")
         return [] if t is None or t.scale is None else [t.scale.astype(np.float32)]
     out = [padded_item_scale(ir)] if ir.tables["item"].scale is not None else []
-    return out + [padded(ir.tables[n].scale.astype(np.float32)) for n in ("user", "history_item")
+    return out + [padded_row_scale(ir.tables[n]) for n in ("user", "history_item")
                   if n in ir.serving_tables() and ir.tables[n].scale is not None]
 
 
