@@ -38,17 +38,18 @@ def _float_recall(eval_path: Path, mode: str, k: int = 20) -> list[float | None]
             else None for r in records]
 
 
-def _test_drop(device: list[float | None] | None, ref: list[float | None] | None,
-               device_mean: float) -> tuple[float | None, int, list[float] | None]:
-    """(test drop, users, 95% interval) of the device's Recall@20 against the float answers:
-    paired over the records both scored when the device gave per-record values, else the
-    ratio of the two means (no interval)."""
-    if not ref or not any(v is not None for v in ref):
+def _test_drop(device: list[float | None] | None, ref: list[float | None],
+               device_mean: float, ref_mean: float | None,
+               ) -> tuple[float | None, int, list[float] | None]:
+    """(test drop, users, 95% interval) of the device's Recall@20 against the float answers
+    (``ref``, mean ``ref_mean`` over the records it scored): paired over the records both
+    scored when the device gave per-record values, else the ratio of the two means (no
+    interval)."""
+    if ref_mean is None:
         return None, 0, None
     if device is None or len(device) != len(ref):
-        scored = [v for v in ref if v is not None]
-        mean = sum(scored) / len(scored)
-        return (1 - device_mean / mean if mean else None), len(scored), None
+        users = sum(v is not None for v in ref)
+        return (1 - device_mean / ref_mean if ref_mean else None), users, None
     pairs = np.array([(g, f) for g, f in zip(device, ref, strict=True)
                       if g is not None and f is not None], np.float64).reshape(-1, 2)
     if not pairs.size or pairs[:, 1].sum() <= 0:
@@ -88,10 +89,11 @@ def promise_rows(rows: Sequence[Mapping[str, Any]], artifacts: Mapping[Path, str
             key = f"{mode}/recall@20"
             if not (got.get(key) and ref.get(key)) or acc.get("recall@20") is None:
                 continue
-            per_float = _float_recall(evals, mode) if evals else None
-            drop, users, interval = _test_drop(acc.get(PER_RECORD), per_float, acc["recall@20"])
-            scored = [v for v in per_float or [] if v is not None]
+            per_float = (_float_recall(evals, mode) if evals else None) or []
+            scored = [v for v in per_float if v is not None]
             float_test = sum(scored) / len(scored) if scored else None
+            drop, users, interval = _test_drop(acc.get(PER_RECORD), per_float, acc["recall@20"],
+                                               float_test)
             out.append({
                 "device": r.get("device"), "name": r["name"], "mode": mode,
                 "budget": guard.get("max_recall_drop"), "margin": guard.get("recall_margin"),
