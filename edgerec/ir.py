@@ -38,7 +38,7 @@ from runtime.artifact import (
     is_int,
     sha256_file,
 )
-from runtime.quant import half_scale
+from runtime.quant import CENTROIDS, half_scale, pq_decode
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
@@ -60,11 +60,17 @@ class Table:
     but a device stores two per byte, so :attr:`nbytes` counts ``ceil(d/2)`` bytes per row. The
     scale is float32 here; a model file stores it as float16 when that is exact
     (``runtime.quant.half_scale``), and :attr:`nbytes` counts it that way.
+
+    A product-quantized table (``codebook`` set, ``int4-pq``'s gathered tables) holds uint8
+    codes [rows, M], the [M, 256, S] centroids and ``width`` (the decoded width): row ``r`` is
+    ``runtime.quant.pq_decode(values[r]) * scale[r]``; :attr:`shape` is the decoded shape.
     """
 
     values: np.ndarray
     scale: np.ndarray | None = None
     bits: int | None = None
+    codebook: np.ndarray | None = None
+    width: int | None = None
 
     @property
     def dtype(self) -> str:
@@ -72,6 +78,8 @@ class Table:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        if self.codebook is not None:
+            return (int(self.values.shape[0]), int(self.width or 0))
         return tuple(self.values.shape)
 
     @property
@@ -79,14 +87,22 @@ class Table:
         scale = 0
         if self.scale is not None:
             scale = int(self.scale.size) * (2 if half_scale(self.scale) is not None else 4)
+        if self.codebook is not None:
+            book = self.codebook.size * (2 if half_scale(self.codebook.ravel()) is not None else 4)
+            return int(self.values.nbytes) + scale + int(book)
         if self.bits == 4:
             rows, cols = self.values.shape
             return int(rows * ((cols + 1) // 2)) + scale
         return int(self.values.nbytes) + scale
 
+    def _float_rows(self, values: np.ndarray) -> np.ndarray:
+        if self.codebook is not None:
+            return pq_decode(values, self.codebook, int(self.width or 0))
+        return values.astype(np.float32)
+
     def dequantize(self) -> np.ndarray:
-        """Float32 values (``q * scale`` for int8)."""
-        out = self.values.astype(np.float32)
+        """Float32 values (``q * scale`` for int8, decoded rows times the scale for codes)."""
+        out = self._float_rows(self.values)
         if self.scale is not None:
             out *= self.scale[:, None]
         return out
@@ -94,7 +110,7 @@ class Table:
     def take(self, rows: np.ndarray) -> np.ndarray:
         """Float32 values of ``rows`` only, equal to ``dequantize()[rows]`` without the whole
         table."""
-        out = self.values[rows].astype(np.float32)
+        out = self._float_rows(self.values[rows])
         release(self.values)  # scattered rows of a mapped table fault in whole readahead windows
         if self.scale is not None:
             out *= self.scale[rows][:, None]
@@ -104,7 +120,7 @@ class Table:
         """``(start, stop, float32 rows)`` over the table in row blocks (:mod:`edgerec.blocks`):
         how a step reads a table that may be a memory-mapped file."""
         for start, stop, view in row_blocks(self.values, rows):
-            out = view.astype(np.float32)
+            out = self._float_rows(view)
             if self.scale is not None:
                 out *= self.scale[start:stop, None]
             yield start, stop, out
@@ -199,6 +215,9 @@ class IR:
             rows = expected[0]
             if t.values.ndim != 2 or t.shape != expected:
                 raise IRError(f"table {name!r} has shape {list(t.shape)}, expected {list(expected)}")
+            if t.codebook is not None or t.width is not None:
+                _validate_codes(name, t, rows)
+                continue
             if t.dtype not in _DTYPES:
                 raise IRError(f"table {name!r} has dtype {t.dtype}, expected one of {list(_DTYPES)}")
             if t.dtype == "int8":
@@ -262,6 +281,26 @@ class IR:
             raise IRError("tables 'user_self' and 'user_logit' come together (a known user's GAT self-loop)")
 
 
+def _validate_codes(name: str, t: Table, rows: int) -> None:
+    """A product-quantized table: uint8 codes [rows, M], a finite [M, 256, S] codebook whose
+    subspaces cover ``width`` (``runtime.quant.pq_sizes``), a finite non-negative scale."""
+    if name not in ("user", "history_item"):
+        raise IRError(f"table {name!r} is product-quantized; only the gathered tables may be")
+    book, m = t.codebook, t.values.shape[1]
+    if t.dtype != "uint8" or book is None or t.width is None or t.bits is not None:
+        raise IRError(f"product-quantized table {name!r} needs uint8 codes, a codebook and a width")
+    if book.dtype != np.float32 or book.ndim != 3 or book.shape[:2] != (m, CENTROIDS) or not (
+            0 < m <= t.width <= m * book.shape[2] and -(-t.width // m) == book.shape[2]):
+        raise IRError(f"table {name!r}: codebook {list(book.shape)} does not fit {m} codes of a "
+                      f"{t.width}-wide row")
+    if not np.all(np.isfinite(book)):
+        raise IRError(f"table {name!r} has a non-finite codebook")
+    if t.scale is None or t.scale.shape != (rows,) or t.scale.dtype != np.float32 or not (
+            np.all(np.isfinite(t.scale)) and np.all(t.scale >= 0)):
+        raise IRError(f"product-quantized table {name!r} needs a finite, non-negative float32 "
+                      f"scale of shape [{rows}]")
+
+
 # ---------------------------------------------------------------------------------------------
 # Disk format
 
@@ -292,6 +331,11 @@ def save_ir(ir: IR, path: str | os.PathLike[str], overwrite: bool = False) -> Pa
                 entry["scale_sha256"] = sha256_file(tmp / f"{name}.scale.npy")
             if t.bits is not None:
                 entry["bits"] = t.bits
+            if t.codebook is not None:
+                np.save(tmp / f"{name}.codebook.npy", t.codebook, allow_pickle=False)
+                entry["codebook_file"] = f"{name}.codebook.npy"
+                entry["codebook_sha256"] = sha256_file(tmp / f"{name}.codebook.npy")
+                entry["width"] = t.width
             tables[name] = entry
         np.save(tmp / "popular.npy", ir.popular, allow_pickle=False)
         np.save(tmp / "seen_indptr.npy", ir.seen_indptr, allow_pickle=False)
@@ -337,14 +381,19 @@ def load_ir(path: str | os.PathLike[str]) -> IR:
         tables: dict[str, Table] = {}
         for name, e in meta["tables"].items():
             values = _load_array(root, e["file"], e["sha256"])
-            if str(values.dtype) != e["dtype"] or list(values.shape) != list(e["shape"]):
-                raise IRError(f"{root}: table {name!r} is {values.dtype}{list(values.shape)}, "
+            codebook = width = None
+            if e.get("codebook_file"):
+                codebook = _load_array(root, e["codebook_file"], e.get("codebook_sha256"))
+                width = int(e["width"])
+            shape = list(values.shape) if codebook is None else [values.shape[0], width]
+            if str(values.dtype) != e["dtype"] or shape != list(e["shape"]):
+                raise IRError(f"{root}: table {name!r} is {values.dtype}{shape}, "
                               f"ir.json says {e['dtype']}{e['shape']}")
             scale = None
             if e.get("scale_file"):
                 scale = _load_array(root, e["scale_file"], e.get("scale_sha256"))
             bits = e.get("bits")
-            tables[name] = Table(values, scale, None if bits is None else int(bits))
+            tables[name] = Table(values, scale, None if bits is None else int(bits), codebook, width)
         files = meta["files"]
         ir = IR(
             num_users=int(meta["num_users"]), num_items=int(meta["num_items"]), tables=tables,
@@ -427,6 +476,10 @@ def _check_table_entry(meta_file: Path, name: str, e: Any) -> None:
         raise IRError(f"{where} has a bad 'shape' {shape!r}"[:300])
     if e.get("bits") is not None and not _is_count(e["bits"]):
         raise IRError(f"{where} has a bad 'bits' {e['bits']!r}"[:300])
+    if e.get("codebook_file") is not None and not (
+            _is_plain_name(e["codebook_file"]) and isinstance(e.get("codebook_sha256"), str)
+            and _is_count(e.get("width"))):
+        raise IRError(f"{where} needs a plain 'codebook_file', its 'codebook_sha256' and a 'width'")
 
 
 def _read_ids(root: Path, name: str, files: dict[str, str]) -> list[str]:
@@ -449,9 +502,15 @@ def describe(ir: IR) -> dict[str, Any]:
     return {
         "users": ir.num_users, "items": ir.num_items, "dim": ir.dim, "modes": list(ir.modes),
         "scorer": ir.scorer, "history": ir.history, "model": ir.model,
-        "tables": {n: {"shape": list(t.shape), "dtype": t.dtype if t.bits != 4 else "int4", "bytes": t.nbytes}
+        "tables": {n: {"shape": list(t.shape), "dtype": _storage(t), "bytes": t.nbytes}
                    for n, t in sorted(ir.tables.items())},
         "serving_bytes": ir.nbytes,
         "passes": [p.get("name") for p in ir.passes],
         "metrics": ir.metrics,
     }
+
+
+def _storage(t: Table) -> str:
+    if t.codebook is not None:
+        return f"pq{t.values.shape[1]}x8"
+    return "int4" if t.bits == 4 else t.dtype

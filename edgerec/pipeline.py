@@ -43,7 +43,9 @@ from edgerec.uncertainty import paired_drop_bound
 # so this floor is conservative: it keeps more width than a recall budget would.
 NO_LABELS_AGREEMENT = 0.9
 # quantize="auto": the number formats searched (docs/compression.md), widest first
-AUTO_FORMATS = ("int8", "int4-item", "int4")
+AUTO_FORMATS = ("int8", "int4-item", "int4", "int4-pq")
+# the rounding each format's distillation is aware of (passes/distill.py's quant_bits)
+DISTILL_BITS = {"int8": 8, "int4": 4, "int4-pq": 4}
 # distillation epochs where the search tries it (docs/compression.md: LastFM, 3 epochs)
 AUTO_DISTILL_EPOCHS = 3
 
@@ -322,12 +324,13 @@ def _distill_pass(reference: IR, options: CompileOptions, scheme: str,
                   log: Callable[[str], None]) -> Distill:
     """Fine-tune the pruned tables to rank like the float model (docs/compression.md), aware of
     the rounding that follows when every table is quantized alike (int8, int4; int4-item mixes
-    widths, which the fake quantizer does not model). lr and temperature are the values
+    widths, which the fake quantizer does not model; int4-pq is trained with int4 rounding
+    throughout, the item table's, which the product codes of the gathered tables come near). lr and temperature are the values
     measured best in ``experiments/compression_report.py``."""
     epochs = AUTO_DISTILL_EPOCHS if options.distill_epochs is None else options.distill_epochs
     return Distill(reference, epochs=epochs, lr=3e-3, temperature=0.5,
                    sample_users=options.distill_users,
-                   quant_bits={"int8": 8, "int4": 4}.get(scheme), log=log)
+                   quant_bits=DISTILL_BITS.get(scheme), log=log)
 
 
 def _check_program_options(model: str, head: str, options: CompileOptions) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from edgerec.ir import IR
 from exporters import parity
 from exporters.target import Built, Runner, Target
-from exporters.weights import BY_DTYPE
+from exporters.weights import BY_DTYPE, INT4_PQ
 
 
 def _npy(a: np.ndarray) -> bytes:
@@ -36,6 +36,9 @@ def tables(ir: IR) -> tuple[dict[str, bytes], dict[str, dict[str, str | None]]]:
         if t.scale is not None:
             entry["scale_file"] = f"tables/{name}.scale.npy"
             files[entry["scale_file"]] = _npy(t.scale.astype(np.float32))
+        if t.codebook is not None:
+            entry["codebook_file"] = f"tables/{name}.codebook.npy"
+            files[entry["codebook_file"]] = _npy(t.codebook.astype(np.float32))
         block[name] = entry
     return files, block
 
@@ -58,7 +61,10 @@ def build_target(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int
     """The tables of ``ir`` as ``.npy`` files; ``k`` and the capacities live in the manifest."""
     del k, history_capacity, exclude_capacity
     files, block = tables(ir)
-    return Built(files=files, weights=BY_DTYPE[ir.tables["item"].dtype], activations="float",
+    # int4 tables keep their integers in int8 here (int8-per-row), product codes their codes
+    coded = any(ir.tables[n].codebook is not None for n in ir.serving_tables())
+    return Built(files=files, weights=INT4_PQ if coded else BY_DTYPE[ir.tables["item"].dtype],
+                 activations="float",
                  runner=runner, tables=block)
 
 

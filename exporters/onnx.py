@@ -45,13 +45,14 @@ from edgerec.ir import IR, Table
 from exporters.target import Built, Runner, Target
 from exporters.weights import pack_int4, weights_kind
 from runtime.artifact import MASK
-from runtime.quant import half_scale
+from runtime.quant import half_scale, pq_columns
 from runtime.weights import BY_NAME
 
 OPSET = 17
 OPSET_INT4 = 21  # INT4 tensors and their Cast
 IR_VERSION = {OPSET: 8, OPSET_INT4: 10}  # the ONNX IR version each opset needs
 DATA_FILE = "tables.bin"  # the external data every mode file reads its tables from
+TENSOR_INT64 = 7  # onnx.TensorProto.INT64 (onnx itself is imported where a graph is built)
 EXTERNAL_MIN = 1024  # bytes: smaller initializers (shapes, axes, scalars) stay in the graph
 PAGE, PAGE_MIN, ALIGN = 4096, 64 << 10, 64
 
@@ -152,6 +153,8 @@ class _Graph:
 
 
 def _gather_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
+    if table.codebook is not None:
+        return _decode_rows(g, name, table, idx)
     if table.dtype == "int8":
         # int4: Gather reads no INT4, so the int8 table folded from it is gathered
         q = (g.int4(f"{name}_q4", _padded(table.values)) if table.bits == 4
@@ -163,6 +166,28 @@ def _gather_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     values = g.const(f"{name}_values", _padded(table.values))
     rows = g.one("Gather", [values, idx], axis=0)
     return g.one("Cast", [rows], to=1) if table.dtype == "float16" else rows
+
+
+def _decode_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
+    """Rows ``idx`` of a product-coded table in the op order of ``runtime.quant.pq_decode`` (and
+    of the TFLite graph): Gather the uint8 codes, Cast, add each subspace's offset into the
+    [M * 256, S] codebook (float16 Cast to float32 where exact), Gather the centroids, Reshape to
+    [n, M * S], Gather the real columns (when subspaces were padded), times the row scale."""
+    m, k, s = table.codebook.shape
+    codes = g.one("Gather", [g.const(f"{name}_codes", _padded(table.values)), idx], axis=0)
+    flat = g.one("Add", [g.one("Cast", [codes], to=TENSOR_INT64),
+                         g.const(f"{name}_code_offsets", np.arange(m, dtype=np.int64) * k)])
+    flat = g.one("Reshape", [flat, g.const(f"{name}_flat", np.array([-1], np.int64))])
+    book = g.scale(f"{name}_codebook", table.codebook.reshape(m * k, s))
+    rows = g.one("Reshape", [g.one("Gather", [book, flat], axis=0),
+                             g.const(f"{name}_row_shape", np.array([-1, m * s], np.int64))])
+    columns = pq_columns(int(table.width), m, s)
+    if columns.size != m * s:
+        rows = g.one("Gather", [rows, g.const(f"{name}_columns", columns.astype(np.int64))], axis=1)
+    scale = g.scale(f"{name}_scale", table.scale, pad=True)
+    scale = g.one("Unsqueeze", [g.one("Gather", [scale, idx], axis=0),
+                                g.const(f"{name}_ax1", np.array([1], np.int64))])
+    return g.one("Mul", [rows, scale])
 
 
 def _dense(g: _Graph, name: str, table: Table, shape: tuple[int, ...] | None = None) -> str:

@@ -72,18 +72,18 @@ def _user_vector(ir: IR, mode: str, feeds: dict[str, np.ndarray]) -> tuple[np.nd
     if mode == "lookup":
         t = ir.tables["user"]
         u = int(first[0])
-        row = quant.dequantize_rows(t.values[u : u + 1], None if t.scale is None else t.scale[u : u + 1])
-        return row[0], second
+        return t.take(np.array([u]))[0], second
     t = ir.tables["history_item"]
     n = int(second[0])
     idx = first[:n]
-    rows = quant.dequantize_rows(t.values[idx], None if t.scale is None else t.scale[idx])
+    rows = t.take(idx)
     u = rows.sum(axis=0, dtype=np.float32) * (np.float32(1.0) / np.sqrt(np.float32(n)))
     return u.astype(np.float32), first
 
 
 def _tables(ir: IR) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
-    return {n: (t.values, t.scale) for n, t in ir.tables.items()}
+    return {n: (t.values if t.codebook is None else quant.ProductCodes(t.values, t.codebook, t.width),
+                t.scale) for n, t in ir.tables.items()}
 
 
 def reference_topk(ir: IR, mode: str, feeds: dict[str, np.ndarray], k: int,

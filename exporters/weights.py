@@ -11,13 +11,22 @@ from edgerec.ir import IR
 BY_DTYPE = {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}
 INT4_ITEM = "int8-per-row+int4-item"  # the item table (the scoring matmul) in int4, the rest int8
 INT4 = "int4-per-row"  # every table in int4
-INT4_WEIGHTS = (INT4_ITEM, INT4)
+INT4_PQ = "int4-per-row+pq-gathered"  # the item table in int4, the gathered tables product-coded
+INT4_WEIGHTS = (INT4_ITEM, INT4, INT4_PQ)
 GATHERED = ("user", "history_item")  # the row-gathered tables a dot-scorer model stores whole
 
 
 def weights_kind(ir: IR) -> str:
     """The ``quantization.weights`` of ``ir``'s serving tables: one dtype for all, and int4
-    either for the item table alone or for every table (dot scorer only)."""
+    either for the item table alone or for every table (dot scorer only), or the int4 item table
+    with product-coded gathered tables."""
+    coded = [n for n in ir.serving_tables() if ir.tables[n].codebook is not None]
+    if coded:
+        rest = [n for n in ir.serving_tables() if n not in coded]
+        if ir.scorer.get("kind") != "dot" or any(ir.tables[n].bits != 4 for n in rest):
+            raise ExportError(f"product-coded tables {coded} are exported beside int4 tables of a dot "
+                              "scorer only (quantize with int4-pq)")
+        return INT4_PQ
     kinds = {ir.tables[n].dtype for n in ir.serving_tables()}
     if len(kinds) != 1:
         raise ExportError(f"tables of mixed dtypes {sorted(kinds)} are not supported; "

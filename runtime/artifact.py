@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from runtime.quant import CENTROIDS, ProductCodes
+
 from runtime.errors import ArtifactError, ChecksumError
 from runtime.idmap import DecimalRange, decimal_range_of
 from runtime.schema import first_error, manifest_schema
@@ -106,7 +108,8 @@ def model_files(manifest: dict[str, Any]) -> list[str]:
     files = {f for s in (manifest.get("signatures") or {}).values() if isinstance(s, dict)
              for f in (s.get("file"), s.get("external_data")) if isinstance(f, str) and f}
     files |= {f for t in (manifest.get("tables") or {}).values() if isinstance(t, dict)
-              for f in (t.get("file"), t.get("scale_file")) if isinstance(f, str) and f}
+              for f in (t.get("file"), t.get("scale_file"), t.get("codebook_file"))
+              if isinstance(f, str) and f}
     return sorted(files)
 
 
@@ -259,7 +262,7 @@ class Artifact:
     popular: np.ndarray
     seen_indptr: np.ndarray | None
     seen_indices: np.ndarray | None
-    tables: dict[str, tuple[np.ndarray, np.ndarray | None]] = field(default_factory=dict)
+    tables: dict[str, tuple[np.ndarray | ProductCodes, np.ndarray | None]] = field(default_factory=dict)
 
     @property
     def target(self) -> str:
@@ -399,7 +402,7 @@ def _load_artifact(root: Path) -> Artifact:
         indptr = indptr.astype(np.int64, copy=False)
         indices = indices.astype(index_dtype(n_items), copy=False)
 
-    tables: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    tables: dict[str, tuple[np.ndarray | ProductCodes, np.ndarray | None]] = {}
     if m["target"] == "numpy":
         for name, t in m["tables"].items():
             tables[name] = _load_table(root, name, t, m)
@@ -408,7 +411,7 @@ def _load_artifact(root: Path) -> Artifact:
 
 
 def _load_table(root: Path, name: str, t: dict[str, Any], m: dict[str, Any]
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+                ) -> tuple[np.ndarray | ProductCodes, np.ndarray | None]:
     """A numpy-target table, memory-mapped; rows = num_items/num_users (+1 zero pad row allowed)."""
     values = _load_npy(root, t["file"], mmap=True)
     sizes = {"U": m["num_users"], "I": m["num_items"], "d": m["dim"],
@@ -416,6 +419,8 @@ def _load_table(root: Path, name: str, t: dict[str, Any], m: dict[str, Any]
     rows, cols = (sizes.get(x, x) for x in TABLE_SHAPES[name])
     padded = (rows, rows + 1) if name in ("item", "user", "history_item", "user_base", "history_logit",
                                           "mlp_item", "user_self", "user_logit") else (rows,)
+    if t.get("codebook_file") is not None:
+        return _load_codes(root, name, t, values, rows, padded, cols)
     if values.ndim != 2 or values.shape[1] != cols or values.shape[0] not in padded:
         raise ArtifactError(f"{root}: table {name!r} is {list(values.shape)}, expected [{rows}, {cols}]")
     if values.dtype not in (np.int8, np.float16, np.float32):
@@ -434,3 +439,28 @@ def _load_table(root: Path, name: str, t: dict[str, Any], m: dict[str, Any]
     elif not math.isfinite(float(np.abs(values).max(initial=0.0))):
         raise ArtifactError(f"{root}: table {name!r} contains NaN or Inf")
     return values, scale
+
+
+def _load_codes(root: Path, name: str, t: dict[str, Any], codes: np.ndarray, rows: int,
+                padded: tuple[int, ...], width: int) -> tuple[ProductCodes, np.ndarray]:
+    """A product-coded gathered table: uint8 codes [rows, M], a finite [M, 256, S] codebook
+    covering ``dim`` and a finite float32 scale per row (``runtime.quant.pq_decode``)."""
+    if name not in ("user", "history_item"):
+        raise ArtifactError(f"{root}: table {name!r} cannot be product-coded")
+    book = _load_npy(root, t["codebook_file"])
+    if codes.ndim != 2 or codes.dtype != np.uint8 or codes.shape[0] not in padded:
+        raise ArtifactError(f"{root}: codes of {name!r} must be uint8 [{rows}, M], got "
+                            f"{codes.dtype}{list(codes.shape)}")
+    m = codes.shape[1]
+    if (book.dtype != np.float32 or book.ndim != 3 or book.shape[:2] != (m, CENTROIDS)
+            or not 0 < m <= width or -(-width // m) != book.shape[2]):
+        raise ArtifactError(f"{root}: codebook of {name!r} must be float32 [{m}, {CENTROIDS}, "
+                            f"{-(-width // max(m, 1))}], got {book.dtype}{list(book.shape)}")
+    if not np.all(np.isfinite(book)):
+        raise ArtifactError(f"{root}: codebook of {name!r} has NaN or Inf")
+    if t.get("scale_file") is None:
+        raise ArtifactError(f"{root}: product-coded table {name!r} has no scale_file")
+    scale = _load_npy(root, t["scale_file"])
+    if scale.dtype != np.float32 or scale.shape != (codes.shape[0],) or not np.all(np.isfinite(scale)):
+        raise ArtifactError(f"{root}: scale of {name!r} must be finite float32 [{codes.shape[0]}]")
+    return ProductCodes(codes, book, width), scale

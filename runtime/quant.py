@@ -55,8 +55,60 @@ def round_scale_to_half(scale: np.ndarray) -> np.ndarray:
     return np.where(inside, s.astype(np.float16).astype(np.float32), s).astype(np.float32)
 
 
+# Product-quantized tables (``int4-pq``'s gathered tables, docs/compression.md): each row is cut
+# into M subspaces of consecutive coordinates (the first ``width % M`` one wider), each stored
+# as a one-byte index into that subspace's 256 centroids, times a per-row scale. The codebook is
+# [M, 256, S] float32 (S the widest subspace; narrower ones zero-padded), its values exact in
+# float16 so a file stores 2 bytes each. Decoding copies centroids, then multiplies by the
+# scale: the graphs do the same, so the rows are identical everywhere.
+CENTROIDS = 256
+
+
+def pq_sizes(width: int, subspaces: int) -> list[int]:
+    """The widths of ``subspaces`` consecutive subspaces covering ``width`` coordinates."""
+    base, extra = divmod(width, subspaces)
+    return [base + 1] * extra + [base] * (subspaces - extra)
+
+
+def pq_columns(width: int, subspaces: int, widest: int) -> np.ndarray:
+    """For each of the ``width`` coordinates, its column in the decoded [M * S] centroid rows."""
+    return np.concatenate([m * widest + np.arange(size) for m, size in
+                           enumerate(pq_sizes(width, subspaces))]).astype(np.int32)
+
+
+def pq_decode(codes: np.ndarray, codebook: np.ndarray, width: int) -> np.ndarray:
+    """Float32 rows [..., width] of uint8 ``codes`` [..., M] (before the per-row scale)."""
+    m, k, s = codebook.shape
+    flat = codebook.reshape(m * k, s)
+    rows = flat[codes.astype(np.int64) + np.arange(m, dtype=np.int64) * k]  # [..., M, S]
+    rows = rows.reshape(*codes.shape[:-1], m * s)
+    return np.ascontiguousarray(rows[..., pq_columns(width, m, s)], dtype=np.float32)
+
+
+class ProductCodes:
+    """A product-quantized table's codes with what decodes them: indexing (an int array, an
+    int or a slice of rows) returns the decoded float32 rows, so the reference backend treats
+    it as it treats an array of values."""
+
+    def __init__(self, codes: np.ndarray, codebook: np.ndarray, width: int) -> None:
+        self.codes, self.codebook, self.width = codes, codebook, int(width)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.codes.shape[0]), self.width)
+
+    def head(self, rows: int) -> ProductCodes:
+        """The first ``rows`` rows, still coded."""
+        return ProductCodes(self.codes[:rows], self.codebook, self.width)
+
+    def __getitem__(self, idx: object) -> np.ndarray:
+        codes = self.codes[idx]  # type: ignore[index]
+        return pq_decode(codes, self.codebook, self.width)
+
+
 def dequantize_rows(values: np.ndarray, scale: np.ndarray | None) -> np.ndarray:
-    """Float32 rows of a table (``q * scale`` per row for int8)."""
+    """Float32 rows of a table (``q * scale`` per row for int8; for product codes ``values`` is
+    ``ProductCodes[idx]``, the decoded rows)."""
     out = values.astype(np.float32)
     if scale is not None:
         out *= scale.astype(np.float32)[..., None]

@@ -24,7 +24,8 @@ class Storage:
         number_format (str): the public name of the number format that exports it
             (``edgerec.schemes.FORMATS``: ``"int8"``, ``"int4-item"``, ...).
         item_bits (int): bits a value of the scored item table takes in the model file.
-        gathered_bits (int): bits a value of the gathered tables (user, history) takes.
+        gathered_bits (int): bits a value of the gathered tables (user, history) takes (for
+            product codes: a code, which the model check does not see as a ``dim``-wide row).
     """
 
     name: str
@@ -47,6 +48,8 @@ STORAGES = (
     Storage("int8-per-row", "int8", 8, 8),
     Storage("int8-per-row+int4-item", "int4-item", 4, 8),  # the scored item table in int4
     Storage("int4-per-row", "int4", 4, 4),
+    # the gathered tables in product codes: one byte per 2.7 (user) or 4 (history) values
+    Storage("int4-per-row+pq-gathered", "int4-pq", 4, 8),
     Storage("float16", "float16", 16, 16),
     Storage("float32", "float32", 32, 32),
 )

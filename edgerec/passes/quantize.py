@@ -19,10 +19,16 @@ import numpy as np
 
 from edgerec.ir import IR, PassReport, Table
 from edgerec.passes.base import Pass, logged
+from edgerec.passes.codebook import quantize_rows_pq
 from edgerec.schemes import DOT_SCORER_ONLY, SCHEMES
 from runtime.quant import half_scale, round_scale_to_half
 
 INT4_MAX = 7
+# int4-pq: bits a coordinate of each gathered table takes in product codes (one byte per 8 / bits
+# coordinates). A user row (lookup) is the whole query, so its error moves every score: 3 bits
+# kept lookup within 0.9% on Gowalla where 2 bits lost 2.6-2.8%; a history row is one of many
+# summed, and 2 bits cost history mode 0.8-0.9% (docs/compression.md).
+PQ_CODE_BITS = {"user": 3, "history_item": 2}
 # Clipping ratios tried per row by the int4 quantizer (1.0 = no clipping, the int8 rule).
 _INT4_CLIP = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 
@@ -81,6 +87,11 @@ def int4_groups_roundtrip(values: np.ndarray, group: int) -> tuple[np.ndarray, i
     return out, rows * ((cols + 1) // 2) + rows * blocks * scale_bytes
 
 
+def pq_subspaces(name: str, width: int) -> int:
+    """How many one-byte codes ``int4-pq`` stores a ``width``-wide row of table ``name`` in."""
+    return max(1, min(width, round(width * PQ_CODE_BITS[name] / 8)))
+
+
 def quantize_table(table: Table, scheme: str) -> Table:
     """``table`` in ``scheme``, written block by block into a preallocated output (every
     scheme is per row, so blocks give the same values as the whole table at once). A read-only
@@ -106,13 +117,18 @@ def quantize_table(table: Table, scheme: str) -> Table:
 
 def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
     """Quantize every table of ``ir`` with ``scheme`` (``int8``, ``float16``, ``none``, ``int4``,
-    or ``int4-item``: int4 for the dot scorer's ``item`` table, int8 for the rest)."""
+    ``int4-item``: int4 for the dot scorer's ``item`` table, int8 for the rest, or ``int4-pq``:
+    int4 for the rest and product codes for the gathered tables, see :mod:`~edgerec.passes.codebook`)."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown quantization scheme {scheme!r}; choose one of {SCHEMES}")
     if scheme in DOT_SCORER_ONLY and ir.scorer.get("kind") == "mlp":
         raise ValueError(f"{scheme} quantizes the dot scorer's tables; this IR scores with an MLP")
     if scheme == "int4-item":
         tables = {name: quantize_table(t, "int4" if name == "item" else "int8")
+                  for name, t in ir.tables.items()}
+    elif scheme == "int4-pq":
+        tables = {name: quantize_rows_pq(t.dequantize(), pq_subspaces(name, t.shape[1]))
+                  if name in PQ_CODE_BITS else quantize_table(t, "int4")
                   for name, t in ir.tables.items()}
     else:
         tables = {name: quantize_table(t, scheme) for name, t in ir.tables.items()}
@@ -124,7 +140,7 @@ class Quantize(Pass):
     """Quantize every table with ``scheme`` (see :func:`quantize`).
 
     Args:
-        scheme (str): ``"int8"``, ``"int4-item"``, ``"int4"``, ``"float16"`` or ``"none"``
+        scheme (str): ``"int8"``, ``"int4-item"``, ``"int4"``, ``"int4-pq"``, ``"float16"`` or ``"none"``
             (float32).
     """
 

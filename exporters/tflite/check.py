@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 
 from edgerec.errors import ExportError
-from edgerec.ir import IR, Table
+from edgerec.ir import IR
 from exporters.target import Runner
 from exporters.tflite.flatbuffer import list_ops, op_name
-from exporters.tflite.layout import INTEGER_WEIGHTS, item_rows, stored_rows
-from exporters.weights import GATHERED, INT4, INT4_WEIGHTS, unpack_int4
+from exporters.tflite.layout import INTEGER_WEIGHTS, item_rows, padded, stored_rows
+from exporters.weights import GATHERED, INT4, INT4_PQ, INT4_WEIGHTS, unpack_int4
 from runtime.artifact import MASKED_SCORE
 
 
@@ -91,6 +91,8 @@ def check_model(data: bytes, ir: IR, weights: str) -> TFLiteModel:
         raise ExportError(f"the item table is stored {len(fc_buffers)} times in the model file")
     if weights == INT4:
         _check_gathered_int4(model, schema, ir)
+    if weights == INT4_PQ:
+        _check_gathered_codes(model, schema, ir)
     if int4_weights:  # one probe for the file: both signatures share the weights and kernel
         activations = _int4_input_scheme(data, ir)
     return TFLiteModel(data=data, activations=activations, weights=weights, ops=ops)
@@ -131,6 +133,30 @@ def _check_gathered_int4(model: Any, schema: Any, ir: IR) -> None:
                 found.setdefault(name, set()).add(t.buffer)
     if set(found) != set(want) or any(len(b) != 1 for b in found.values()):
         raise ExportError(f"int4 gathered tables: expected {sorted(want)} once each, found "
+                          f"{ {n: len(b) for n, b in found.items()} }")
+
+
+def _check_gathered_codes(model: Any, schema: Any, ir: IR) -> None:
+    """An ``int4-per-row+pq-gathered`` model gathers ``user`` / ``history_item`` codes from UINT8
+    constants holding the IR's codes (with the ``pad_index`` row), one buffer each."""
+    want = {n: padded(ir.tables[n].values) for n in GATHERED if n in ir.serving_tables()}
+    found: dict[str, set[int]] = {}
+    for sg in model.subgraphs:
+        for op in sg.operators:
+            if op_name(model, op.opcodeIndex, schema) != "GATHER":
+                continue
+            t = sg.tensors[op.inputs[0]]
+            buf = model.buffers[t.buffer].data
+            if buf is None or not len(buf) or t.type != schema.TensorType.UINT8:
+                continue  # computed operands, the column index
+            stored = np.asarray(buf, np.uint8).tobytes()
+            match = [n for n, v in want.items() if list(t.shape) == list(v.shape) and stored == v.tobytes()]
+            if not match:
+                raise ExportError("a product-coded table in the model differs from the IR's codes")
+            for name in match:
+                found.setdefault(name, set()).add(t.buffer)
+    if set(found) != set(want) or any(len(b) != 1 for b in found.values()):
+        raise ExportError(f"product-coded tables: expected {sorted(want)} once each, found "
                           f"{ {n: len(b) for n, b in found.items()} }")
 
 
@@ -189,8 +215,7 @@ def _int4_input_scheme(data: bytes, ir: IR) -> str:
     exclude = np.full(int(run.get_input_details()[b]["shape"][0]), ir.num_items, np.int32)
     errors = dict.fromkeys(schemes, 0.0)
     probes = np.linspace(0, ir.num_users - 1, min(ir.num_users, 8)).astype(np.int32)
-    for u, vector in zip(probes, Table(user.values[probes], user.scale[probes]).dequantize(),
-                         strict=True):
+    for u, vector in zip(probes, user.take(probes), strict=True):
         out = run(**{a: np.array([u], np.int32), b: exclude})
         ok = out["scores"] > MASKED_SCORE
         for scheme in schemes:

@@ -17,6 +17,7 @@ import numpy as np
 from edgerec.ir import IR, Table
 from exporters.tflite.layout import (
     BLOCK,
+    codebook_rows,
     item_rows,
     padded,
     padded_item_scale,
@@ -26,6 +27,7 @@ from exporters.tflite.layout import (
     uses_block_top_k,
 )
 from runtime.artifact import MASK
+from runtime.quant import pq_columns
 
 LOWEST = np.finfo(np.float32).min  # a floored top-k candidate: never selected (see block_top_k)
 
@@ -81,6 +83,8 @@ def build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) -
         pad_penalty = tf.constant(np.full(n_scores - n_items, 2 * np.float32(mask_value), np.float32))
 
     def gather_rows(table: Table, idx: Any) -> Any:
+        if table.codebook is not None:
+            return _decode_rows(tf, table, idx)
         if table.dtype == "int8":
             q = tf.constant(stored_rows(table))
             s = tf.constant(padded_row_scale(table))
@@ -146,6 +150,24 @@ def build_module(ir: IR, k: int, history_capacity: int, exclude_capacity: int) -
 
         model.history = history
     return model
+
+
+def _decode_rows(tf: Any, table: Table, idx: Any) -> Any:
+    """Rows ``idx`` of a product-coded table, as ``runtime.quant.pq_decode`` computes them: GATHER
+    the uint8 codes, CAST, add each subspace's offset into the flattened [M * 256, S] codebook,
+    GATHER_ND the centroids (GATHER_ND, because the dynamic-range quantizer would turn a float32
+    GATHER operand of >= 1024 elements into int8), RESHAPE to [n, M * S], GATHER the ``width``
+    real columns (when subspaces were padded), times the gathered per-row scale."""
+    m, k, s = table.codebook.shape
+    codes = tf.constant(padded(table.values))
+    book = tf.constant(codebook_rows(table))
+    c = tf.cast(tf.gather(codes, idx), tf.int32) + tf.constant(np.arange(m, dtype=np.int32) * k)
+    rows = tf.reshape(tf.gather_nd(book, tf.reshape(c, [-1, 1])), [-1, m * s])
+    columns = pq_columns(int(table.width), m, s)
+    if columns.size != m * s:
+        rows = tf.gather(rows, tf.constant(columns), axis=1)
+    scale = tf.constant(padded_row_scale(table))
+    return rows * tf.reshape(tf.gather_nd(scale, tf.reshape(idx, [-1, 1])), [-1, 1])
 
 
 def _gnn_history(tf: Any, ir: IR, rows: Any, items: Any, length: Any, capacity: int) -> Any:

@@ -21,8 +21,11 @@
   flatbuffer is rewritten (:mod:`exporters.tflite.flatbuffer`): the item weights become an INT4
   FULLY_CONNECTED weight (per-tensor scale 1) and, for ``int4``, the gathered tables INT4 GATHER
   operands (odd widths padded with a zero column, sliced off after the CAST).
-- per-row scales (int8 and int4): converted as float32 constants, then stored as float16 when
-  that is exact (:func:`exporters.tflite.flatbuffer.store_half_scales`), each widened by a
+- ``int4-pq``: the item table as int4; the gathered tables as uint8 codes [rows + 1, M] (GATHER,
+  CAST, plus each subspace's offset) into a [M * 256, S] codebook (GATHER_ND), then the real
+  columns and the per-row scale (``runtime.quant.pq_decode``).
+- per-row scales (int8 and int4) and codebooks: converted as float32 constants, then stored as
+  float16 when that is exact (:func:`exporters.tflite.flatbuffer.store_half_scales`), each widened by a
   DEQUANTIZE of a constant, which the interpreter runs once.
 """
 
@@ -79,14 +82,23 @@ def padded_row_scale(table: Table) -> np.ndarray:
     return padded(table.scale.astype(np.float32))
 
 
+def codebook_rows(table: Table) -> np.ndarray:
+    """A product-coded table's codebook as the model holds it: [M * 256, S] float32 (the
+    GATHER_ND operand of :mod:`exporters.tflite.graph`)."""
+    m, k, s = table.codebook.shape
+    return np.ascontiguousarray(table.codebook.reshape(m * k, s), np.float32)
+
+
 def scale_vectors(ir: IR) -> list[np.ndarray]:
-    """Every per-row scale vector a model of ``ir`` holds, as float32 in the model's layout."""
+    """Every per-row scale vector (and product codebook) a model of ``ir`` holds, as float32 in
+    the model's layout: the constants stored as float16 where exact."""
     if ir.scorer.get("kind") == "mlp":
         t = ir.tables.get("mlp_item")
         return [] if t is None or t.scale is None else [t.scale.astype(np.float32)]
     out = [padded_item_scale(ir)] if ir.tables["item"].scale is not None else []
-    return out + [padded_row_scale(ir.tables[n]) for n in ("user", "history_item")
-                  if n in ir.serving_tables() and ir.tables[n].scale is not None]
+    gathered = [ir.tables[n] for n in ("user", "history_item") if n in ir.serving_tables()]
+    return (out + [padded_row_scale(t) for t in gathered if t.scale is not None]
+            + [codebook_rows(t) for t in gathered if t.codebook is not None])
 
 
 def item_rows(ir: IR) -> np.ndarray:

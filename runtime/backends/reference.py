@@ -21,9 +21,10 @@ import numpy as np
 
 from runtime.artifact import MASK, Artifact, program
 from runtime.errors import ArtifactError, InvalidArgumentError
-from runtime.quant import ACTIVATIONS, dequantize_rows, score_items
+from runtime.quant import ACTIVATIONS, ProductCodes, dequantize_rows, score_items
 
-Tab = tuple[np.ndarray, "np.ndarray | None"]  # (values, per-row scale or None)
+# (values, per-row scale or None); indexing product codes returns decoded rows
+Tab = tuple["np.ndarray | ProductCodes", "np.ndarray | None"]
 
 
 def _rows(table: Tab, idx: np.ndarray | slice) -> np.ndarray:
@@ -87,7 +88,7 @@ class ReferenceBackend:
         self._slope = float(m.get("history", {}).get("negative_slope", 0.2))
         # item-indexed tables lose the optional pad row; the others are used whole
         self._tables: dict[str, Any] = {
-            name: (v[: self._n], _cut(s, self._n)) if name in _ITEM_ROWS else (v, s)
+            name: (_head(v, self._n), _cut(s, self._n)) if name in _ITEM_ROWS else (v, s)
             for name, (v, s) in artifact.tables.items()}
         self._user = self._tables.get("user")
 
@@ -126,6 +127,11 @@ _ITEM_ROWS = ("item", "history_item", "history_logit", "mlp_item")
 
 def _cut(scale: np.ndarray | None, n: int) -> np.ndarray | None:
     return None if scale is None else scale[:n]
+
+
+def _head(values: np.ndarray | ProductCodes, n: int) -> np.ndarray | ProductCodes:
+    """The first ``n`` rows, still coded for product codes (whose indexing decodes)."""
+    return values.head(n) if isinstance(values, ProductCodes) else values[:n]
 
 
 def create(artifact: Artifact, num_threads: int | None, activations: str | None = None) -> ReferenceBackend:
