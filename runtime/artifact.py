@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from runtime.quant import CENTROIDS, ProductCodes
-
 from runtime.errors import ArtifactError, ChecksumError
 from runtime.idmap import DecimalRange, decimal_range_of
+from runtime.quant import CENTROIDS, ProductCodes
 from runtime.schema import first_error, manifest_schema
 
 FORMAT = "edgerec-artifact"

@@ -14,12 +14,12 @@ from runtime.weights import BY_NAME, WEIGHTS
 def test_every_storage_scheme_is_one_row_the_layers_agree_on():
     """The exporters write, and the public number formats name, exactly the runtime's schemes."""
     from edgerec.schemes import FORMATS
-    from exporters.weights import BY_DTYPE, INT4, INT4_ITEM
+    from exporters.weights import BY_DTYPE, INT4, INT4_ITEM, INT4_PQ
 
     assert tuple(s.number_format for s in BY_NAME.values()) == FORMATS
-    assert {*BY_DTYPE.values(), INT4, INT4_ITEM} == set(WEIGHTS)
+    assert {*BY_DTYPE.values(), INT4, INT4_ITEM, INT4_PQ} == set(WEIGHTS)
     assert BY_NAME[INT4_ITEM].element_types == ("int4", "int8")
-    assert [s.name for s in BY_NAME.values() if s.integer] == ["int8-per-row", INT4_ITEM, INT4]
+    assert [s.name for s in BY_NAME.values() if s.integer] == ["int8-per-row", INT4_ITEM, INT4, INT4_PQ]
 
 
 def test_schema_enums_are_the_python_constants():

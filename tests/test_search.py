@@ -30,8 +30,12 @@ def test_search_picks_the_smaller_format_when_both_pass(ckpt) -> None:
     res = _formats(ckpt, max_recall_drop=1.0)
     assert all(t.bits == 4 for t in res.ir.tables.values())  # int4: every table 4-bit
     rows = res.ir.metrics["search"]["candidates"]
-    assert {r["format"] for r in rows} == {"int8", "int4-item", "int4"}
+    assert {r["format"] for r in rows} == {"int8", "int4-item", "int4", "int4-pq"}
     assert all(r["accepted"] for r in rows)
+    # here product codes lose: each 16-dim codebook (256 centroids a subspace) outweighs the
+    # bytes its codes save on a few hundred rows
+    pq = next(r for r in rows if r["format"] == "int4-pq")
+    assert pq["table_bytes"] > next(r for r in rows if r["format"] == "int4")["table_bytes"]
     chosen = [r for r in rows if r["chosen"]]
     assert [r["format"] for r in chosen] == ["int4"]
     assert chosen[0]["table_bytes"] == min(r["table_bytes"] for r in rows) == res.ir.nbytes
