@@ -148,8 +148,8 @@ def _eval_bytes(ir, users: int = 40, seed: int = 0) -> bytes:
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory) -> dict[tuple[str, str], Path]:
-    """int8, int4 (the default's kind: INT4 tables, float16 scales) and float32 artifacts of
-    both targets, with an eval sample."""
+    """int8, int4 (INT4 tables, float16 scales), int4-pq (product-coded user and history rows)
+    and float32 artifacts of both targets, with an eval sample."""
     from edgerec.passes.quantize import quantize
 
     exporters = pytest.importorskip("exporters")
@@ -157,7 +157,7 @@ def artifacts(tmp_path_factory) -> dict[tuple[str, str], Path]:
     ir = make_ir(num_users=80, num_items=300, dim=16, seed=3)
     extra = {"eval.json": _eval_bytes(ir)}
     out = {}
-    for scheme in ("int8", "int4", "float32"):
+    for scheme in ("int8", "int4", "int4-pq", "float32"):
         q = quantize(ir, scheme)[0] if scheme != "float32" else ir
         for target in ("tflite", "onnx"):
             path = root / f"{target}-{scheme}"
@@ -211,7 +211,7 @@ def need_browser() -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", ["tflite", "onnx"])
-@pytest.mark.parametrize("scheme", ["int8", "int4", "float32"])
+@pytest.mark.parametrize("scheme", ["int8", "int4", "int4-pq", "float32"])
 def test_browser_answers_like_python(artifacts, tmp_path, target, scheme):
     """The selftest page answers the eval sample with the Python runtime's top-20 (identical,
     or reordered near-ties within the interpreters' own tolerance) and the same Recall@20."""
