@@ -266,8 +266,10 @@ def compile(source: Checkpoint | Embeddings | PathLike, *, modes: Sequence[str] 
         prune_method (str, optional): ``"svd"`` (rotate, then truncate) or ``"columns"``.
             (default: ``"svd"``)
         quantize (str, optional): the number format: ``"auto"`` (searched among ``"int8"``,
-            ``"int4-item"`` and ``"int4"``), ``"float32"``, ``"float16"``, ``"int8"``,
-            ``"int4-item"`` (the item table in 4 bits) or ``"int4"``. (default: ``"auto"``)
+            ``"int4-item"``, ``"int4"`` and ``"int4-pq"``), ``"float32"``, ``"float16"``,
+            ``"int8"``, ``"int4-item"`` (the item table in 4 bits), ``"int4"`` or ``"int4-pq"``
+            (the item table in 4 bits, user and history rows in product codes of 3 bits a
+            value). (default: ``"auto"``)
         data (Interactions or PathLike, optional): guard on this data's valid split.
             (default: the checkpoint's)
         max_recall_drop (float, optional): the guard's budget, in ``[0, 1]``.

@@ -44,6 +44,7 @@ from edgerec.uncertainty import paired_drop_bound
 NO_LABELS_AGREEMENT = 0.9
 # quantize="auto": the number formats searched (docs/compression.md), widest first
 AUTO_FORMATS = ("int8", "int4-item", "int4", "int4-pq")
+INTEGER_FORMATS = ("int8", "int4-item", "int4", "int4-pq")
 # the rounding each format's distillation is aware of (passes/distill.py's quant_bits)
 DISTILL_BITS = {"int8": 8, "int4": 4, "int4-pq": 4}
 # distillation epochs where the search tries it (docs/compression.md: LastFM, 3 epochs)
@@ -175,6 +176,11 @@ def compile_lowered(ir: IR, first: PassReport, options: CompileOptions,
     # its result per input width, so a width is distilled once
     tunes: dict[str, Distill] = {}
 
+    linear_ok = dims_prunable(reference) and options.channel_keep is None
+    # dims="auto" at the full width: the prune's rotation alone (scores unchanged), which spreads
+    # each row's energy over its coordinates before integer rounding, as at every narrower width
+    rotate_full = linear_ok and options.dims == "auto" and options.method == "svd"
+
     def narrowing(c: Candidate) -> list[Pass]:
         """The passes that make ``reference`` ``c.width`` wide, distil it and quantize it."""
         passes: list[Pass] = []
@@ -184,11 +190,12 @@ def compile_lowered(ir: IR, first: PassReport, options: CompileOptions,
                 if c.scheme not in tunes:
                     tunes[c.scheme] = _distill_pass(reference, options, c.scheme, log)
                 passes.append(tunes[c.scheme])
+        elif rotate_full and c.scheme in INTEGER_FORMATS:
+            passes.append(PruneDims(reference.dim, options.method))
         if c.scheme != "none":
             passes.append(Quantize(c.scheme))
         return passes
 
-    linear_ok = dims_prunable(reference) and options.channel_keep is None
     if not linear_ok and (options.energy is not None or options.dims not in ("auto", None)):
         raise EdgerecError(f"--dims/--energy rotate the embedding space, which a {reference.history_kind} "
                            f"encoder with a {reference.scorer['kind']} scorer (or with channel pruning) does "

@@ -3,7 +3,7 @@ from them at import time; ``edgerec.passes.quantize`` implements them).
 
 ``int4-item``: the scoring matmul's item table in int4, the gathered tables in int8; ``int4``:
 every table in int4; ``int4-pq``: the item table in int4, the gathered tables (user, history
-rows) in product codes of 2-3 bits a value, decoded row by row after the gather. The TFLite
+rows) in product codes of 3 bits a value, decoded row by row after the gather. The TFLite
 and ONNX exporters pack int4 tables two values a byte; the
 numpy target keeps the same integers in int8 (docs/compression.md).
 """

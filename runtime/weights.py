@@ -48,7 +48,7 @@ STORAGES = (
     Storage("int8-per-row", "int8", 8, 8),
     Storage("int8-per-row+int4-item", "int4-item", 4, 8),  # the scored item table in int4
     Storage("int4-per-row", "int4", 4, 4),
-    # the gathered tables in product codes: one byte per 2.7 (user) or 4 (history) values
+    # the gathered tables in product codes: one byte per 8/3 values
     Storage("int4-per-row+pq-gathered", "int4-pq", 4, 8),
     Storage("float16", "float16", 16, 16),
     Storage("float32", "float32", 32, 32),

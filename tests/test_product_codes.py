@@ -29,8 +29,8 @@ def test_subspaces_cover_the_row_widest_first() -> None:
     assert pq_sizes(17, 6) == [3] * 5 + [2]
     # the decoded [M * S] row holds each subspace's S columns; narrower ones skip their padding
     assert pq_columns(7, 3, 3).tolist() == [0, 1, 2, 3, 4, 6, 7]
-    # one byte per 8 / bits values: user rows 3 bits, history rows 2
-    assert pq_subspaces("user", 64) == 24 and pq_subspaces("history_item", 64) == 16
+    # one byte per 8 / 3 values
+    assert pq_subspaces("user", 64) == 24 and pq_subspaces("history_item", 56) == 21
     assert pq_subspaces("user", 2) == 1 and set(PQ_CODE_BITS) == {"user", "history_item"}
 
 

@@ -49,7 +49,7 @@ def pass_rows(reports: list[Any]) -> list[dict[str, Any]]:
 @click.argument("checkpoint", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--quantize", type=click.Choice(["auto", *FORMATS, "none"]), default="auto", show_default=True,
-              help="The number format; auto searches int8, int4-item and int4 with --dims auto for "
+              help="The number format; auto searches int8, int4-item, int4 and int4-pq with --dims auto for "
                    "the smallest TFLite file the guard accepts ('none' is an old name of float32).")
 @click.option("--head-keep", type=click.FloatRange(0, 1, min_open=True), default=None,
               help="MLP head: fraction of hidden neurons kept (structured pruning by activation).")
@@ -92,7 +92,8 @@ def compile_cmd(checkpoint: Path, out: Path, overwrite: bool, as_json: bool, qua
               help="auto: search the format with --dims auto for the smallest file of --target "
                    "the guard accepts (all: the larger of the two files). int4-item: the item "
                    "table (the scoring matmul) in int4, packed in the TFLite and ONNX files; the "
-                   "gathered tables int8. int4: every table in int4.")
+                   "gathered tables int8. int4: every table in int4. int4-pq: the item table in "
+                   "int4, the user and history rows in product codes (3 bits a value).")
 @click.option("--k", default=50, show_default=True, help="Top-k the model returns.")
 @click.option("--history-capacity", default=50, show_default=True, type=click.IntRange(1, 10_000),
               help="Most recent history items the history signature reads.")

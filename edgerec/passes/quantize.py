@@ -25,10 +25,9 @@ from runtime.quant import half_scale, round_scale_to_half
 
 INT4_MAX = 7
 # int4-pq: bits a coordinate of each gathered table takes in product codes (one byte per 8 / bits
-# coordinates). A user row (lookup) is the whole query, so its error moves every score: 3 bits
-# kept lookup within 0.9% on Gowalla where 2 bits lost 2.6-2.8%; a history row is one of many
-# summed, and 2 bits cost history mode 0.8-0.9% (docs/compression.md).
-PQ_CODE_BITS = {"user": 3, "history_item": 2}
+# coordinates; int4 takes 4). 3 bits for both: on Gowalla, 2 bits
+# for history rows cost history mode 1.0-1.4% where 3 bits cost 0.3-0.5% (docs/compression.md).
+PQ_CODE_BITS = {"user": 3, "history_item": 3}
 # Clipping ratios tried per row by the int4 quantizer (1.0 = no clipping, the int8 rule).
 _INT4_CLIP = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
 
