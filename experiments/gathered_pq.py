@@ -8,7 +8,10 @@ decoding those rows costs next to nothing whatever their format. This measures, 
 (numpy), what the guard would see on the valid split (Recall@20 drop and its 0.95 bootstrap
 bound, per mode, against the float model) when ``item`` stays int4 and the gathered tables are
 stored as PQ codes of unit rows plus a float16 norm (``pq-norm`` of docs/compression.md), with
-subspaces of 2, 3 (mixed 3/2) or 4 dims. A benchmark: figures go in docs/compression.md.
+subspaces of 2, 3 (mixed 3/2) or 4 dims, in the IR's basis ("raw", at the full width) and after
+the prune's rotation ("spread"). The codebooks are faiss k-means (this measurement chose the
+format; ``edgerec.passes.codebook`` then implemented it without faiss). A benchmark: figures go
+in docs/compression.md.
 """
 
 from __future__ import annotations
