@@ -154,7 +154,7 @@ class _Graph:
 
 def _gather_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     if table.codebook is not None:
-        return _decode_rows(g, name, table, idx)
+        return _real_columns(g, name, table, _decoded_rows(g, name, table, idx))
     if table.dtype == "int8":
         # int4: Gather reads no INT4, so the int8 table folded from it is gathered
         q = (g.int4(f"{name}_q4", _padded(table.values)) if table.bits == 4
@@ -168,11 +168,11 @@ def _gather_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     return g.one("Cast", [rows], to=1) if table.dtype == "float16" else rows
 
 
-def _decode_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
-    """Rows ``idx`` of a product-coded table in the op order of ``runtime.quant.pq_decode`` (and
-    of the TFLite graph): Gather the uint8 codes, Cast, add each subspace's offset into the
-    [M * 256, S] codebook (float16 Cast to float32 where exact), Gather the centroids, Reshape to
-    [n, M * S], Gather the real columns (when subspaces were padded), times the row scale."""
+def _decoded_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
+    """Rows ``idx`` of a product-coded table as [n, M * S], times the row scale, in the op order of
+    the TFLite graph and ``runtime.quant.pq_decode``: Gather the uint8 codes, Cast, add each
+    subspace's offset into the [M * 256, S] codebook (float16 Cast to float32 where exact),
+    Gather the centroids, Reshape, Mul."""
     m, k, s = table.codebook.shape
     codes = g.one("Gather", [g.const(f"{name}_codes", _padded(table.values)), idx], axis=0)
     flat = g.one("Add", [g.one("Cast", [codes], to=TENSOR_INT64),
@@ -181,13 +181,19 @@ def _decode_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     book = g.scale(f"{name}_codebook", table.codebook.reshape(m * k, s))
     rows = g.one("Reshape", [g.one("Gather", [book, flat], axis=0),
                              g.const(f"{name}_row_shape", np.array([-1, m * s], np.int64))])
-    columns = pq_columns(int(table.width), m, s)
-    if columns.size != m * s:
-        rows = g.one("Gather", [rows, g.const(f"{name}_columns", columns.astype(np.int64))], axis=1)
     scale = g.scale(f"{name}_scale", table.scale, pad=True)
     scale = g.one("Unsqueeze", [g.one("Gather", [scale, idx], axis=0),
                                 g.const(f"{name}_ax1", np.array([1], np.int64))])
     return g.one("Mul", [rows, scale])
+
+
+def _real_columns(g: _Graph, name: str, table: Table, rows: str) -> str:
+    """The ``width`` real columns of decoded rows [n, M * S]: a copy, so a history sum runs first."""
+    m, _, s = table.codebook.shape
+    columns = pq_columns(int(table.width), m, s)
+    if columns.size == m * s:
+        return rows
+    return g.one("Gather", [rows, g.const(f"{name}_columns", columns.astype(np.int64))], axis=1)
 
 
 def _dense(g: _Graph, name: str, table: Table, shape: tuple[int, ...] | None = None) -> str:
@@ -345,13 +351,19 @@ def build(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> On
     if "history" in ir.modes:
         g = _Graph()
         a, b = input_names("history")
-        rows = _gather_rows(g, "history_item", ir.tables["history_item"], a)
+        hist = ir.tables["history_item"]
         if ir.history_kind == "lightgcn":
-            total = g.one("ReduceSum", [rows, g.const("axis0", np.array([0], np.int64))], keepdims=1)
+            if hist.codebook is not None:  # sum the decoded rows, then take the real columns
+                total = _real_columns(g, "history_item", hist, g.one("ReduceSum", [
+                    _decoded_rows(g, "history_item", hist, a), g.const("axis0", np.array([0], np.int64))],
+                    keepdims=1))
+            else:
+                total = g.one("ReduceSum", [_gather_rows(g, "history_item", hist, a),
+                                            g.const("axis0", np.array([0], np.int64))], keepdims=1)
             norm = g.one("Reciprocal", [g.one("Sqrt", [g.one("Cast", [b], to=1)])])
             u = g.one("Mul", [total, norm])
         else:
-            u = _gnn_history(g, ir, rows, a, b, history_capacity)
+            u = _gnn_history(g, ir, _gather_rows(g, "history_item", hist, a), a, b, history_capacity)
         _score(g, ir, u, a, k)
         models["history.onnx"] = _model(g, "history", {a: history_capacity, b: 1}, k)
     blob = _externalize(models)
