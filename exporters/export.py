@@ -36,6 +36,8 @@ def ir_fingerprint(ir: IR) -> str:
         h.update(np.ascontiguousarray(t.values).tobytes())
         if t.scale is not None:
             h.update(np.ascontiguousarray(t.scale).tobytes())
+        if t.codebook is not None:
+            h.update(np.ascontiguousarray(t.codebook).tobytes())
     for a in (ir.popular, ir.seen_indptr, ir.seen_indices):
         h.update(np.ascontiguousarray(a).tobytes())
     h.update(json.dumps([ir.user_ids, ir.item_ids, list(ir.modes)]).encode())

@@ -59,7 +59,7 @@ def test_codes_are_deterministic_and_close() -> None:
     exact in float16."""
     rng = np.random.default_rng(1)
     v = (rng.normal(size=(3000, 16)) * rng.uniform(0.2, 3, size=(3000, 1))).astype(np.float32)
-    a, b = quantize_rows_pq(v, 6), quantize_rows_pq(v, 6)
+    a, b = quantize_rows_pq(Table(v), 6), quantize_rows_pq(Table(v), 6)
     assert np.array_equal(a.values, b.values) and np.array_equal(a.codebook, b.codebook)
     d = a.dequantize()
     cos = (d * v).sum(1) / np.linalg.norm(d, axis=1) / np.linalg.norm(v, axis=1)
@@ -69,12 +69,12 @@ def test_codes_are_deterministic_and_close() -> None:
     assert np.array_equal(a.codebook.astype(np.float16).astype(np.float32), a.codebook)
     assert np.array_equal(a.scale.astype(np.float16).astype(np.float32), a.scale)
     # more codes a row, less error
-    err = [np.linalg.norm(quantize_rows_pq(v, m).dequantize() - v) for m in (4, 8, 16)]
+    err = [np.linalg.norm(quantize_rows_pq(Table(v), m).dequantize() - v) for m in (4, 8, 16)]
     assert err[0] > err[1] > err[2]
     # fewer distinct rows than centroids: the rows themselves, exactly
-    few = v[:40]
+    few = Table(v[:40])
     t = encode(few, calibrate(few, 4))
-    assert np.allclose(t.dequantize(), few, rtol=2e-3, atol=2e-3)
+    assert np.allclose(t.dequantize(), few.values, rtol=2e-3, atol=2e-3)
 
 
 def test_int4_pq_ir_round_trips_and_is_validated(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_int4_pq_ir_round_trips_and_is_validated(tmp_path: Path) -> None:
         ir.replace(tables={**ir.tables, "user": Table(user.values, user.scale, codebook=user.codebook[:-1],
                                                       width=16)}).validate()
     with pytest.raises(IRError, match="only the gathered tables"):
-        ir.replace(tables={**ir.tables, "item": quantize_rows_pq(ir.tables["item"].dequantize(), 4)}).validate()
+        ir.replace(tables={**ir.tables, "item": quantize_rows_pq(ir.tables["item"], 4)}).validate()
     # a forged codebook file is refused by its hash
     np.save(tmp_path / "ir" / "user.codebook.npy", user.codebook * 2)
     with pytest.raises(IRError, match="SHA-256"):
@@ -141,3 +141,19 @@ def test_int4_pq_files_answer_as_the_numpy_reference(tmp_path: Path, dim: int) -
     scores[ir.seen(u)] = -np.inf
     want = [ir.item_ids[i] for i in np.argsort(-scores, kind="stable")[:K]]
     assert [i for i, _ in ref.recommend(ir.user_ids[u], K)] == want
+
+
+@pytest.mark.parametrize("kind", ["sage", "gat"])
+def test_int4_pq_serves_gnn_history_programs(tmp_path: Path, kind: str) -> None:
+    """A sage / gat encoder's new-user program reads product-coded history rows too (decoded per
+    row, then weighted): every file answers as the numpy reference, exactly."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("onnxruntime")
+    from tests.test_exporters_gnn import make_gnn_ir
+
+    ir = quantize(make_gnn_ir(kind, "dot"), "int4-pq")[0]
+    assert ir.tables["history_item"].codebook is not None
+    for target in ("tflite", "onnx", "numpy"):
+        m = export_ir(ir, tmp_path / target, target, k=K, history_capacity=8)
+        for mode, r in m["metrics"]["parity"]["modes"].items():
+            assert r["exact_match_rate"] == 1.0, (target, mode)

@@ -15,7 +15,8 @@ length, as int4's per-row scale does (docs/compression.md, "Below 4 bits": plain
 points where this lost none).
 
 The k-means is plain Lloyd in numpy with a seeded start, on at most ``SAMPLE`` rows, distances
-summed coordinate by coordinate (no BLAS), so the codes are the same on every machine. The
+summed coordinate by coordinate (no BLAS), so the codes are the same on every machine; the rows
+are then encoded block by block, so a memory-mapped table is never read whole. The
 centroids and the scales are rounded to float16 before the rows are encoded, so a file stores
 them in 2 bytes exactly (``runtime.quant.half_scale``).
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import Table
-from runtime.quant import CENTROIDS, pq_sizes, round_scale_to_half
+from runtime.quant import CENTROIDS, pq_decode, pq_sizes, round_scale_to_half
 
 SAMPLE = 16384  # rows the centroids are fitted on: 64 per centroid
 ITERATIONS = 20
@@ -44,12 +45,10 @@ def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     return out
 
 
-def kmeans(x: np.ndarray, seed: int = 0) -> np.ndarray:
-    """``CENTROIDS`` centroids [256, s] of the rows ``x`` [n, s] (fewer distinct rows than
-    centroids: the rows themselves, the rest repeating the first)."""
-    rng = np.random.default_rng(seed)
-    if x.shape[0] > SAMPLE:
-        x = x[np.sort(rng.choice(x.shape[0], SAMPLE, replace=False))]
+def kmeans(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``CENTROIDS`` centroids [256, s] of the rows ``x`` [n, s], started from distinct rows
+    drawn with ``rng`` (fewer distinct rows than centroids: the rows themselves, the rest
+    repeating the first)."""
     distinct = np.unique(x, axis=0)
     if distinct.shape[0] <= CENTROIDS:
         pad = np.repeat(distinct[:1], CENTROIDS - distinct.shape[0], axis=0)
@@ -65,38 +64,47 @@ def kmeans(x: np.ndarray, seed: int = 0) -> np.ndarray:
     return c
 
 
-def calibrate(values: np.ndarray, subspaces: int, seed: int = 0) -> np.ndarray:
-    """The codebook [M, 256, S] of ``values`` [rows, d]: k-means per subspace of the unit rows,
-    narrower subspaces zero-padded to the widest, rounded to float16."""
-    unit = _unit(values)
-    sizes = pq_sizes(unit.shape[1], subspaces)
+def calibrate(table: Table, subspaces: int, seed: int = 0) -> np.ndarray:
+    """The codebook [M, 256, S] of ``table`` [rows, d]: k-means per subspace on the unit rows (at
+    most ``SAMPLE`` of them, drawn per subspace), narrower subspaces zero-padded to the widest,
+    rounded to float16."""
+    rows, width = table.shape
+    sizes = pq_sizes(width, subspaces)
+    whole = _unit(table.dequantize()) if rows <= SAMPLE else None
     book = np.zeros((subspaces, CENTROIDS, sizes[0]), np.float32)
     col = 0
     for m, size in enumerate(sizes):
-        book[m, :, :size] = kmeans(np.ascontiguousarray(unit[:, col:col + size]), seed + m)
+        rng = np.random.default_rng(seed + m)
+        unit = whole if whole is not None else _unit(
+            table.take(np.sort(rng.choice(rows, SAMPLE, replace=False))))
+        book[m, :, :size] = kmeans(np.ascontiguousarray(unit[:, col:col + size]), rng)
         col += size
     return book.astype(np.float16).astype(np.float32)
 
 
-def encode(values: np.ndarray, codebook: np.ndarray) -> Table:
-    """``values`` [rows, d] as codes of ``codebook`` with the least-squares per-row scale."""
-    v = np.asarray(values, np.float32)
-    unit = _unit(v)
+def encode(table: Table, codebook: np.ndarray) -> Table:
+    """``table`` as codes of ``codebook`` with the least-squares per-row scale, block by block
+    (a memory-mapped table is never read whole)."""
+    rows, width = table.shape
     m = codebook.shape[0]
-    codes = np.empty((v.shape[0], m), np.uint8)
-    col = 0
-    for j, size in enumerate(pq_sizes(v.shape[1], m)):
-        codes[:, j] = _nearest(np.ascontiguousarray(unit[:, col:col + size]), codebook[j, :, :size])
-        col += size
-    table = Table(codes, np.ones(v.shape[0], np.float32), codebook=codebook, width=v.shape[1])
-    d = table.dequantize()
-    fit = (v * d).sum(axis=1) / np.maximum((d * d).sum(axis=1), np.float32(1e-30))
-    return Table(codes, round_scale_to_half(np.maximum(fit, 0)), codebook=codebook, width=v.shape[1])
+    codes = np.empty((rows, m), np.uint8)
+    scale = np.empty(rows, np.float32)
+    for start, stop, v in table.blocks():
+        unit = _unit(v)
+        col = 0
+        for j, size in enumerate(pq_sizes(width, m)):
+            codes[start:stop, j] = _nearest(np.ascontiguousarray(unit[:, col:col + size]),
+                                            codebook[j, :, :size])
+            col += size
+        d = pq_decode(codes[start:stop], codebook, width)
+        fit = (v * d).sum(axis=1) / np.maximum((d * d).sum(axis=1), np.float32(1e-30))
+        scale[start:stop] = round_scale_to_half(np.maximum(fit, 0))
+    return Table(codes, scale, codebook=codebook, width=width)
 
 
-def quantize_rows_pq(values: np.ndarray, subspaces: int, seed: int = 0) -> Table:
-    """Calibrate a codebook on ``values`` and encode them with it."""
-    return encode(values, calibrate(values, subspaces, seed))
+def quantize_rows_pq(table: Table, subspaces: int, seed: int = 0) -> Table:
+    """Calibrate a codebook on ``table`` and encode it with it."""
+    return encode(table, calibrate(table, subspaces, seed))
 
 
 def _unit(values: np.ndarray) -> np.ndarray:

@@ -126,7 +126,7 @@ def quantize(ir: IR, scheme: str = "int8") -> tuple[IR, PassReport]:
         tables = {name: quantize_table(t, "int4" if name == "item" else "int8")
                   for name, t in ir.tables.items()}
     elif scheme == "int4-pq":
-        tables = {name: quantize_rows_pq(t.dequantize(), pq_subspaces(name, t.shape[1]))
+        tables = {name: quantize_rows_pq(t, pq_subspaces(name, t.shape[1]))
                   if name in PQ_CODE_BITS else quantize_table(t, "int4")
                   for name, t in ir.tables.items()}
     else:
