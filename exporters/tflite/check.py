@@ -9,6 +9,7 @@ own rounding; see docs/export_notes.md), single-threaded.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,33 +108,42 @@ def _requantized(model: Any, schema: Any, sg: Any) -> bool:
                for op in sg.operators)
 
 
-def _check_gathered_int4(model: Any, schema: Any, ir: IR) -> None:
-    """An ``int4-per-row`` model gathers ``user`` / ``history_item`` from INT4 tensors holding the
-    IR's integers (unpacked independently of the packer), one buffer each, and from no int8 or
-    float constant."""
-    want = {n: stored_rows(ir.tables[n]) for n in GATHERED if n in ir.serving_tables()}
-    found: dict[str, set[int]] = {}
+def _gathered_constants(model: Any, schema: Any) -> Iterator[tuple[Any, bytes]]:
+    """(tensor, stored bytes) of every constant a GATHER reads rows from (the top-k's gathers
+    read computed operands, which are skipped)."""
     for sg in model.subgraphs:
         for op in sg.operators:
             if op_name(model, op.opcodeIndex, schema) != "GATHER":
                 continue
             t = sg.tensors[op.inputs[0]]
             buf = model.buffers[t.buffer].data
-            if buf is None or not len(buf):
-                continue  # a computed operand (the top-k's gathers)
-            if t.type != schema.TensorType.INT4:
-                raise ExportError(f"an int4 model gathers rows from a constant of type {t.type}")
-            stored = np.asarray(buf, np.uint8).tobytes()
-            match = [n for n, v in want.items() if list(t.shape) == list(v.shape)
-                     and len(stored) == (v.size + 1) // 2
-                     and np.array_equal(unpack_int4(stored, v.size), v.ravel())]
-            if not match:
-                raise ExportError("an int4 gathered table differs from the IR's integers")
-            for name in match:  # byte-identical tables share one buffer
-                found.setdefault(name, set()).add(t.buffer)
+            if buf is not None and len(buf):
+                yield t, np.asarray(buf, np.uint8).tobytes()
+
+
+def _once_each(found: dict[str, set[int]], want: dict[str, np.ndarray], what: str) -> None:
     if set(found) != set(want) or any(len(b) != 1 for b in found.values()):
-        raise ExportError(f"int4 gathered tables: expected {sorted(want)} once each, found "
+        raise ExportError(f"{what}: expected {sorted(want)} once each, found "
                           f"{ {n: len(b) for n, b in found.items()} }")
+
+
+def _check_gathered_int4(model: Any, schema: Any, ir: IR) -> None:
+    """An ``int4-per-row`` model gathers ``user`` / ``history_item`` from INT4 tensors holding the
+    IR's integers (unpacked independently of the packer), one buffer each, and from no int8 or
+    float constant."""
+    want = {n: stored_rows(ir.tables[n]) for n in GATHERED if n in ir.serving_tables()}
+    found: dict[str, set[int]] = {}
+    for t, stored in _gathered_constants(model, schema):
+        if t.type != schema.TensorType.INT4:
+            raise ExportError(f"an int4 model gathers rows from a constant of type {t.type}")
+        match = [n for n, v in want.items() if list(t.shape) == list(v.shape)
+                 and len(stored) == (v.size + 1) // 2
+                 and np.array_equal(unpack_int4(stored, v.size), v.ravel())]
+        if not match:
+            raise ExportError("an int4 gathered table differs from the IR's integers")
+        for name in match:  # byte-identical tables share one buffer
+            found.setdefault(name, set()).add(t.buffer)
+    _once_each(found, want, "int4 gathered tables")
 
 
 def _check_gathered_codes(model: Any, schema: Any, ir: IR) -> None:
@@ -141,23 +151,15 @@ def _check_gathered_codes(model: Any, schema: Any, ir: IR) -> None:
     constants holding the IR's codes (with the ``pad_index`` row), one buffer each."""
     want = {n: padded(ir.tables[n].values) for n in GATHERED if n in ir.serving_tables()}
     found: dict[str, set[int]] = {}
-    for sg in model.subgraphs:
-        for op in sg.operators:
-            if op_name(model, op.opcodeIndex, schema) != "GATHER":
-                continue
-            t = sg.tensors[op.inputs[0]]
-            buf = model.buffers[t.buffer].data
-            if buf is None or not len(buf) or t.type != schema.TensorType.UINT8:
-                continue  # computed operands, the column index
-            stored = np.asarray(buf, np.uint8).tobytes()
-            match = [n for n, v in want.items() if list(t.shape) == list(v.shape) and stored == v.tobytes()]
-            if not match:
-                raise ExportError("a product-coded table in the model differs from the IR's codes")
-            for name in match:
-                found.setdefault(name, set()).add(t.buffer)
-    if set(found) != set(want) or any(len(b) != 1 for b in found.values()):
-        raise ExportError(f"product-coded tables: expected {sorted(want)} once each, found "
-                          f"{ {n: len(b) for n, b in found.items()} }")
+    for t, stored in _gathered_constants(model, schema):
+        if t.type != schema.TensorType.UINT8:
+            raise ExportError(f"a product-coded model gathers rows from a constant of type {t.type}")
+        match = [n for n, v in want.items() if list(t.shape) == list(v.shape) and stored == v.tobytes()]
+        if not match:
+            raise ExportError("a product-coded table in the model differs from the IR's codes")
+        for name in match:
+            found.setdefault(name, set()).add(t.buffer)
+    _once_each(found, want, "product-coded tables")
 
 
 def _check_mlp(model: Any, schema: Any, data: bytes, ops: dict[str, list[str]], ir: IR,
