@@ -38,7 +38,7 @@ from runtime.artifact import (
     is_int,
     sha256_file,
 )
-from runtime.quant import CENTROIDS, half_scale, pq_decode
+from runtime.quant import CENTROIDS, half_codebook, half_scale, pq_decode
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
@@ -88,7 +88,7 @@ class Table:
         if self.scale is not None:
             scale = int(self.scale.size) * (2 if half_scale(self.scale) is not None else 4)
         if self.codebook is not None:
-            book = self.codebook.size * (2 if half_scale(self.codebook.ravel()) is not None else 4)
+            book = self.codebook.size * (2 if half_codebook(self.codebook) is not None else 4)
             return int(self.values.nbytes) + scale + int(book)
         if self.bits == 4:
             rows, cols = self.values.shape

@@ -36,6 +36,7 @@ runtime fetches and hashes it before an interpreter reads it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,7 +46,7 @@ from edgerec.ir import IR, Table
 from exporters.target import Built, Runner, Target
 from exporters.weights import pack_int4, weights_kind
 from runtime.artifact import MASK
-from runtime.quant import half_scale, pq_columns
+from runtime.quant import half_codebook, half_scale, pq_columns
 from runtime.weights import BY_NAME
 
 OPSET = 17
@@ -133,8 +134,12 @@ class _Graph:
         is exact (``runtime.quant.half_scale``; folded once at session creation, like a float16
         table), else as float32. ``pad`` appends the 0 of ``pad_index``."""
         value = _padded(scale.astype(np.float32)) if pad else scale.astype(np.float32)
-        value = value if shape is None else value.reshape(shape)
-        half = half_scale(value)
+        return self.half(name, value if shape is None else value.reshape(shape), half_scale)
+
+    def half(self, name: str, value: np.ndarray, exact: Callable[[np.ndarray], np.ndarray | None]) -> str:
+        """``value`` (float32) as a float16 initializer Cast to float32 where ``exact`` gives its
+        float16 copy, else as float32."""
+        half = exact(value)
         if half is None:
             return self.const(name, value)
         return self.one("Cast", [self.const(f"{name}_float16", half)], to=1)
@@ -178,7 +183,7 @@ def _decoded_rows(g: _Graph, name: str, table: Table, idx: str) -> str:
     flat = g.one("Add", [g.one("Cast", [codes], to=TENSOR_INT64),
                          g.const(f"{name}_code_offsets", np.arange(m, dtype=np.int64) * k)])
     flat = g.one("Reshape", [flat, g.const(f"{name}_flat", np.array([-1], np.int64))])
-    book = g.scale(f"{name}_codebook", table.codebook.reshape(m * k, s))
+    book = g.half(f"{name}_codebook", table.codebook.reshape(m * k, s), half_codebook)
     rows = g.one("Reshape", [g.one("Gather", [book, flat], axis=0),
                              g.const(f"{name}_row_shape", np.array([-1, m * s], np.int64))])
     scale = g.scale(f"{name}_scale", table.scale, pad=True)

@@ -47,6 +47,17 @@ def half_scale(scale: np.ndarray) -> np.ndarray | None:
     return half if np.array_equal(half.astype(np.float32), s) else None
 
 
+def half_codebook(codebook: np.ndarray) -> np.ndarray | None:
+    """A product codebook (float32) as float16 when every value converts back exactly. Unlike
+    a scale, a centroid coordinate may be a float16 subnormal: it is a copied value, not a
+    multiplier, and the calibration rounds it to float16 (subnormals included) already."""
+    c = np.asarray(codebook)
+    if c.dtype != np.float32 or not c.size or not np.all(np.isfinite(c)):
+        return None
+    half = c.astype(np.float16)
+    return half if np.array_equal(half.astype(np.float32), c) else None
+
+
 def round_scale_to_half(scale: np.ndarray) -> np.ndarray:
     """Float32 scales rounded to the nearest float16 where they are within float16's normal
     range (the others unchanged), so that :func:`half_scale` stores them exactly."""

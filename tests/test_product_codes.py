@@ -157,3 +157,30 @@ def test_int4_pq_serves_gnn_history_programs(tmp_path: Path, kind: str) -> None:
         m = export_ir(ir, tmp_path / target, target, k=K, history_capacity=8)
         for mode, r in m["metrics"]["parity"]["modes"].items():
             assert r["exact_match_rate"] == 1.0, (target, mode)
+
+
+def test_tflite_gathers_float16_codebooks_directly(tmp_path: Path) -> None:
+    """The codebooks are stored in float16 even where a centroid coordinate is a float16
+    subnormal (calibration rounds to float16, subnormals included), and the TFLite file reads
+    them with one GATHER by the [n, M] code indices (rewritten from the converter's GATHER_ND):
+    the only GATHER_ND left per signature reads the row scales."""
+    pytest.importorskip("tensorflow")
+    from ai_edge_litert import schema_py_generated as schema
+
+    from exporters.tflite.flatbuffer import list_ops
+
+    ir = quantize(make_ir(num_users=700, num_items=3000, dim=16, seed=5), "int4-pq")[0]
+    user = ir.tables["user"]
+    book = user.codebook.copy()
+    book[0, 0, 0] = np.float32(np.float16(3e-6))  # a float16 subnormal, exact in float32
+    ir = ir.replace(tables={**ir.tables, "user": Table(user.values, user.scale, codebook=book, width=16)})
+    assert ir.tables["user"].nbytes == user.nbytes  # still 2 bytes a coordinate
+    m = export_ir(ir, tmp_path / "t", "tflite", k=K, history_capacity=8)
+    assert all(r["exact_match_rate"] == 1.0 for r in m["metrics"]["parity"]["modes"].values())
+    data = (tmp_path / "t" / "model.tflite").read_bytes()
+    for mode, ops in list_ops(data).items():
+        assert ops.count("GATHER_ND") == 1, (mode, ops)
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    stored = {bytes(np.asarray(b.data, np.uint8)) for b in model.buffers if b.data is not None}
+    assert book.reshape(-1, book.shape[2]).astype(np.float16).tobytes() in stored
+    assert book.reshape(-1, book.shape[2]).tobytes() not in stored

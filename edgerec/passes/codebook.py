@@ -18,7 +18,7 @@ The k-means is plain Lloyd in numpy with a seeded start, on at most ``SAMPLE`` r
 summed coordinate by coordinate (no BLAS), so the codes are the same on every machine; the rows
 are then encoded block by block, so a memory-mapped table is never read whole. The
 centroids and the scales are rounded to float16 before the rows are encoded, so a file stores
-them in 2 bytes exactly (``runtime.quant.half_scale``).
+them in 2 bytes exactly (``runtime.quant.half_scale``, ``half_codebook``).
 """
 
 from __future__ import annotations

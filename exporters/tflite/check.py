@@ -19,7 +19,7 @@ from edgerec.errors import ExportError
 from edgerec.ir import IR
 from exporters.target import Runner
 from exporters.tflite.flatbuffer import list_ops, op_name
-from exporters.tflite.layout import INTEGER_WEIGHTS, item_rows, padded, stored_rows
+from exporters.tflite.layout import INTEGER_WEIGHTS, codebooks, item_rows, padded, stored_rows
 from exporters.weights import GATHERED, INT4, INT4_PQ, INT4_WEIGHTS, unpack_int4
 from runtime.artifact import MASKED_SCORE
 
@@ -150,8 +150,11 @@ def _check_gathered_codes(model: Any, schema: Any, ir: IR) -> None:
     """An ``int4-per-row+pq-gathered`` model gathers ``user`` / ``history_item`` codes from UINT8
     constants holding the IR's codes (with the ``pad_index`` row), one buffer each."""
     want = {n: padded(ir.tables[n].values) for n in GATHERED if n in ir.serving_tables()}
+    books = {c.tobytes() for c in codebooks(ir)}
     found: dict[str, set[int]] = {}
     for t, stored in _gathered_constants(model, schema):
+        if t.type == schema.TensorType.FLOAT32 and stored in books:
+            continue  # a codebook float16 cannot hold exactly
         if t.type != schema.TensorType.UINT8:
             raise ExportError(f"a product-coded model gathers rows from a constant of type {t.type}")
         match = [n for n, v in want.items() if list(t.shape) == list(v.shape) and stored == v.tobytes()]

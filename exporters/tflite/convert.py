@@ -11,10 +11,15 @@ from typing import Any
 from edgerec.errors import ExportError
 from edgerec.ir import IR
 from exporters.tflite.check import TFLiteModel, check_model
-from exporters.tflite.flatbuffer import rename_signature, store_half_scales, store_int4
+from exporters.tflite.flatbuffer import (
+    gather_codebooks,
+    rename_signature,
+    store_half_scales,
+    store_int4,
+)
 from exporters.tflite.graph import build_module
 from exporters.tflite.layout import INTEGER_WEIGHTS
-from exporters.weights import INT4_WEIGHTS, weights_kind
+from exporters.weights import INT4_PQ, INT4_WEIGHTS, weights_kind
 
 
 @contextlib.contextmanager
@@ -61,6 +66,8 @@ def convert(ir: IR, *, k: int, history_capacity: int, exclude_capacity: int) -> 
         data = rename_signature(bytes(data), ir.modes[0])
     if weights in INT4_WEIGHTS:
         data = store_int4(bytes(data), ir, weights)
+    if weights == INT4_PQ:
+        data = gather_codebooks(bytes(data), ir)
     if weights in INTEGER_WEIGHTS:
         data = store_half_scales(bytes(data), ir)
     return check_model(bytes(data), ir, weights)

@@ -10,9 +10,9 @@ import numpy as np
 
 from edgerec.errors import ExportError
 from edgerec.ir import IR
-from exporters.tflite.layout import item_rows, scale_vectors, stored_rows
+from exporters.tflite.layout import codebook_rows, codebooks, item_rows, scale_vectors, stored_rows
 from exporters.weights import GATHERED, INT4, pack_int4
-from runtime.quant import half_scale
+from runtime.quant import half_codebook, half_scale
 
 DEQUANTIZE_FLOAT16_VERSION = 3  # the DEQUANTIZE version that reads float16 (TFLite op_version.cc)
 
@@ -114,15 +114,16 @@ def store_int4(data: bytes, ir: IR, weights: str) -> bytes:
 
 def store_half_scales(data: bytes, ir: IR) -> bytes:
     """Store every per-row scale vector of the converted model whose values are exact in float16
-    (:func:`runtime.quant.half_scale`) as a FLOAT16 constant widened by one DEQUANTIZE per
+    (:func:`runtime.quant.half_scale`), and every product codebook
+    (:func:`runtime.quant.half_codebook`), as a FLOAT16 constant widened by one DEQUANTIZE per
     signature (the builtin kernel widens a constant input once, when the interpreter prepares
     it). The scale tensors are found by their bytes (:func:`~exporters.tflite.layout.
     scale_vectors`); a vector shared by the signatures keeps one buffer."""
     from ai_edge_litert import schema_py_generated as schema
 
     halves = {}
-    for vector in scale_vectors(ir):
-        half = half_scale(vector)
+    for vector, half in [(v, half_scale(v)) for v in scale_vectors(ir)] + [
+            (c, half_codebook(c)) for c in codebooks(ir)]:
         if half is not None:
             halves[np.ascontiguousarray(vector, np.float32).tobytes()] = half
     if not halves:
@@ -154,6 +155,62 @@ def store_half_scales(data: bytes, ir: IR) -> bytes:
         widen.setdefault(id(sg), []).append(op)
     for sg in model.subgraphs:
         sg.operators = widen.get(id(sg), []) + list(sg.operators)
+    return pack_model(model, len(data))
+
+
+def gather_codebooks(data: bytes, ir: IR) -> bytes:
+    """Turn each GATHER_ND of a product codebook ([M * 256, S] by flattened code indices [n * M,
+    1]) into one GATHER by the [n, M] indices themselves (axis 0; the centroids come out [n, M,
+    S], which the RESHAPE that follows reads as before). The graph is written with GATHER_ND
+    because the converter's dynamic-range quantization would turn a float32 GATHER operand of
+    >= 1024 elements into int8; after conversion nothing re-quantizes, and GATHER copies the same
+    rows faster (no index reshape, no per-index depth loop). The codebooks are found by their
+    bytes (:func:`~exporters.tflite.layout.codebook_rows`)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    books = {codebook_rows(t).tobytes(): t.codebook.shape for n in GATHERED
+             if n in ir.serving_tables() and (t := ir.tables[n]).codebook is not None}
+    if not books:
+        return data
+    model = schema.ModelT.InitFromPackedBuf(data, 0)
+    gather = _opcode(model, schema, schema.BuiltinOperator.GATHER, 1)
+    rewritten = 0
+    for sg in model.subgraphs:
+        producer = {out: op for op in sg.operators for out in op.outputs}
+        readers: dict[int, int] = {}
+        for op in sg.operators:
+            for i in op.inputs:
+                readers[i] = readers.get(i, 0) + 1
+        dropped = []
+        for op in sg.operators:
+            if op_name(model, op.opcodeIndex, schema) != "GATHER_ND":
+                continue
+            params = sg.tensors[op.inputs[0]]
+            buf = model.buffers[params.buffer].data
+            if params.type != schema.TensorType.FLOAT32 or buf is None or not len(buf):
+                continue
+            shape = books.get(np.asarray(buf, np.uint8).tobytes())
+            if shape is None:
+                continue  # a per-row scale (GATHER_ND of a vector)
+            reshape = producer.get(op.inputs[1])
+            if reshape is None or op_name(model, reshape.opcodeIndex, schema) != "RESHAPE":
+                raise ExportError("a codebook GATHER_ND does not read reshaped code indices")
+            codes = reshape.inputs[0]
+            if list(sg.tensors[codes].shape)[-1:] != [shape[0]]:
+                raise ExportError("a codebook GATHER_ND's indices are not [n, M] code indices")
+            options = schema.GatherOptionsT()
+            options.axis, options.batchDims = 0, 0
+            op.opcodeIndex, op.inputs = gather, [op.inputs[0], codes]
+            op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.GatherOptions, options
+            out = sg.tensors[op.outputs[0]]
+            out.shape = [*sg.tensors[codes].shape, shape[2]]
+            out.shapeSignature = None
+            if readers.get(reshape.outputs[0]) == 1:
+                dropped.append(reshape)
+            rewritten += 1
+        sg.operators = [op for op in sg.operators if not any(op is d for d in dropped)]
+    if not rewritten:
+        raise ExportError("no codebook GATHER_ND found to rewrite")
     return pack_model(model, len(data))
 
 

@@ -90,15 +90,21 @@ def codebook_rows(table: Table) -> np.ndarray:
 
 
 def scale_vectors(ir: IR) -> list[np.ndarray]:
-    """Every per-row scale vector (and product codebook) a model of ``ir`` holds, as float32 in
-    the model's layout: the constants stored as float16 where exact."""
+    """Every per-row scale vector a model of ``ir`` holds, as float32 in the model's layout."""
     if ir.scorer.get("kind") == "mlp":
         t = ir.tables.get("mlp_item")
         return [] if t is None or t.scale is None else [t.scale.astype(np.float32)]
     out = [padded_item_scale(ir)] if ir.tables["item"].scale is not None else []
-    gathered = [ir.tables[n] for n in ("user", "history_item") if n in ir.serving_tables()]
-    return (out + [padded_row_scale(t) for t in gathered if t.scale is not None]
-            + [codebook_rows(t) for t in gathered if t.codebook is not None])
+    return out + [padded_row_scale(t) for t in _gathered(ir) if t.scale is not None]
+
+
+def codebooks(ir: IR) -> list[np.ndarray]:
+    """Every product codebook a model of ``ir`` holds, as float32 in the model's layout."""
+    return [codebook_rows(t) for t in _gathered(ir) if t.codebook is not None]
+
+
+def _gathered(ir: IR) -> list[Table]:
+    return [ir.tables[n] for n in ("user", "history_item") if n in ir.serving_tables()]
 
 
 def item_rows(ir: IR) -> np.ndarray:
