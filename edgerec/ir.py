@@ -29,6 +29,7 @@ from edgerec.versioned_json import read_header, read_id_list
 # The names the IR shares with the artifact (modes, tables and their shapes, the programs'
 # tables) are the artifact contract's, defined once in the runtime (the leaf every layer imports).
 from runtime.artifact import (
+    GATHERED,
     HISTORY_TABLES,
     MODES,
     SCORER_TABLES,
@@ -38,7 +39,7 @@ from runtime.artifact import (
     is_int,
     sha256_file,
 )
-from runtime.quant import CENTROIDS, half_codebook, half_scale, pq_decode
+from runtime.quant import half_codebook, half_scale, pq_codebook_shape, pq_decode
 
 IR_FORMAT = "edgerec-ir"
 IR_FORMAT_VERSION = 1
@@ -284,13 +285,12 @@ class IR:
 def _validate_codes(name: str, t: Table, rows: int) -> None:
     """A product-quantized table: uint8 codes [rows, M], a finite [M, 256, S] codebook whose
     subspaces cover ``width`` (``runtime.quant.pq_sizes``), a finite non-negative scale."""
-    if name not in ("user", "history_item"):
+    if name not in GATHERED:
         raise IRError(f"table {name!r} is product-quantized; only the gathered tables may be")
     book, m = t.codebook, t.values.shape[1]
     if t.dtype != "uint8" or book is None or t.width is None or t.bits is not None:
         raise IRError(f"product-quantized table {name!r} needs uint8 codes, a codebook and a width")
-    if book.dtype != np.float32 or book.ndim != 3 or book.shape[:2] != (m, CENTROIDS) or not (
-            0 < m <= t.width <= m * book.shape[2] and -(-t.width // m) == book.shape[2]):
+    if book.dtype != np.float32 or book.shape != pq_codebook_shape(t.width, m):
         raise IRError(f"table {name!r}: codebook {list(book.shape)} does not fit {m} codes of a "
                       f"{t.width}-wide row")
     if not np.all(np.isfinite(book)):

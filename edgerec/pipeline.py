@@ -37,6 +37,7 @@ from edgerec.passes.quantize import Quantize
 from edgerec.schemes import DOT_SCORER_ONLY
 from edgerec.search import Candidate, Space, public_format, record, search
 from edgerec.uncertainty import paired_drop_bound
+from runtime.weights import STORAGES
 
 # Without held-out interactions the guard cannot measure recall; it holds the compiled model's
 # top-20 to the float model's instead. Agreement falls faster than recall under rank reduction,
@@ -44,7 +45,7 @@ from edgerec.uncertainty import paired_drop_bound
 NO_LABELS_AGREEMENT = 0.9
 # quantize="auto": the number formats searched (docs/compression.md), widest first
 AUTO_FORMATS = ("int8", "int4-item", "int4", "int4-pq")
-INTEGER_FORMATS = ("int8", "int4-item", "int4", "int4-pq")
+INTEGER_FORMATS = tuple(s.number_format for s in STORAGES if s.integer)
 # the rounding each format's distillation is aware of (passes/distill.py's quant_bits)
 DISTILL_BITS = {"int8": 8, "int4": 4, "int4-pq": 4}
 # distillation epochs where the search tries it (docs/compression.md: LastFM, 3 epochs)

@@ -7,13 +7,13 @@ import numpy as np
 
 from edgerec.errors import ExportError
 from edgerec.ir import IR
+from runtime.artifact import GATHERED
 
 BY_DTYPE = {"int8": "int8-per-row", "float16": "float16", "float32": "float32"}
 INT4_ITEM = "int8-per-row+int4-item"  # the item table (the scoring matmul) in int4, the rest int8
 INT4 = "int4-per-row"  # every table in int4
 INT4_PQ = "int4-per-row+pq-gathered"  # the item table in int4, the gathered tables product-coded
 INT4_WEIGHTS = (INT4_ITEM, INT4, INT4_PQ)
-GATHERED = ("user", "history_item")  # the row-gathered tables a dot-scorer model stores whole
 
 
 def weights_kind(ir: IR) -> str:

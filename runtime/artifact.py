@@ -21,7 +21,7 @@ import numpy as np
 
 from runtime.errors import ArtifactError, ChecksumError
 from runtime.idmap import DecimalRange, decimal_range_of
-from runtime.quant import CENTROIDS, ProductCodes
+from runtime.quant import ProductCodes, pq_codebook_shape
 from runtime.schema import first_error, manifest_schema
 
 FORMAT = "edgerec-artifact"
@@ -33,6 +33,9 @@ TABLES = ("item", "user", "history_item", "user_base",
           # sage / gcn / gat history programs and the MLP scorer (docs/architecture.md)
           "user_default", "history_logit", "history_bias", "user_self", "user_logit",
           "mlp_item", "mlp_w1_user", "mlp_b1", "mlp_w2", "mlp_b2")
+# The tables a dot-scorer model only gathers rows of (never scores whole): the ones product codes
+# may hold.
+GATHERED = ("user", "history_item")
 # Rows x columns of each numpy-target table: "U" users, "I" items, "d" dim, "h" MLP hidden width.
 TABLE_SHAPES: dict[str, tuple[str | int, str | int]] = {
     "item": ("I", "d"), "user": ("U", "d"), "history_item": ("I", "d"), "user_base": ("U", "d"),
@@ -444,17 +447,17 @@ def _load_codes(root: Path, name: str, t: dict[str, Any], codes: np.ndarray, row
                 padded: tuple[int, ...], width: int) -> tuple[ProductCodes, np.ndarray]:
     """A product-coded gathered table: uint8 codes [rows, M], a finite [M, 256, S] codebook
     covering ``dim`` and a finite float32 scale per row (``runtime.quant.pq_decode``)."""
-    if name not in ("user", "history_item"):
+    if name not in GATHERED:
         raise ArtifactError(f"{root}: table {name!r} cannot be product-coded")
     book = _load_npy(root, t["codebook_file"])
     if codes.ndim != 2 or codes.dtype != np.uint8 or codes.shape[0] not in padded:
         raise ArtifactError(f"{root}: codes of {name!r} must be uint8 [{rows}, M], got "
                             f"{codes.dtype}{list(codes.shape)}")
     m = codes.shape[1]
-    if (book.dtype != np.float32 or book.ndim != 3 or book.shape[:2] != (m, CENTROIDS)
-            or not 0 < m <= width or -(-width // m) != book.shape[2]):
-        raise ArtifactError(f"{root}: codebook of {name!r} must be float32 [{m}, {CENTROIDS}, "
-                            f"{-(-width // max(m, 1))}], got {book.dtype}{list(book.shape)}")
+    want = pq_codebook_shape(width, m)
+    if book.dtype != np.float32 or want is None or book.shape != want:
+        raise ArtifactError(f"{root}: codebook of {name!r} must be float32 {list(want or ())} for "
+                            f"{m} codes of a {width}-wide row, got {book.dtype}{list(book.shape)}")
     if not np.all(np.isfinite(book)):
         raise ArtifactError(f"{root}: codebook of {name!r} has NaN or Inf")
     if t.get("scale_file") is None:

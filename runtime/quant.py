@@ -81,6 +81,14 @@ def pq_sizes(width: int, subspaces: int) -> list[int]:
     return [base + 1] * extra + [base] * (subspaces - extra)
 
 
+def pq_codebook_shape(width: int, subspaces: int) -> tuple[int, int, int] | None:
+    """The [M, 256, S] shape of the codebook of ``subspaces`` codes of a ``width``-wide row (S the
+    widest subspace), or None when no such codes exist (M outside 1..width)."""
+    if not 0 < subspaces <= width:
+        return None
+    return (subspaces, CENTROIDS, -(-width // subspaces))
+
+
 def pq_columns(width: int, subspaces: int, widest: int) -> np.ndarray:
     """For each of the ``width`` coordinates, its column in the decoded [M * S] centroid rows."""
     return np.concatenate([m * widest + np.arange(size) for m, size in

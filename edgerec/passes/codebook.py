@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import Table
-from runtime.quant import CENTROIDS, pq_decode, pq_sizes, round_scale_to_half
+from runtime.quant import CENTROIDS, pq_codebook_shape, pq_decode, pq_sizes, round_scale_to_half
 
 SAMPLE = 16384  # rows the centroids are fitted on: 64 per centroid
 ITERATIONS = 20
@@ -69,11 +69,13 @@ def calibrate(table: Table, subspaces: int, seed: int = 0) -> np.ndarray:
     most ``SAMPLE`` of them, drawn per subspace), narrower subspaces zero-padded to the widest,
     rounded to float16."""
     rows, width = table.shape
-    sizes = pq_sizes(width, subspaces)
+    shape = pq_codebook_shape(width, subspaces)
+    if shape is None:
+        raise ValueError(f"{subspaces} codes cannot cover a {width}-wide row")
     whole = _unit(table.dequantize()) if rows <= SAMPLE else None
-    book = np.zeros((subspaces, CENTROIDS, sizes[0]), np.float32)
+    book = np.zeros(shape, np.float32)
     col = 0
-    for m, size in enumerate(sizes):
+    for m, size in enumerate(pq_sizes(width, subspaces)):
         rng = np.random.default_rng(seed + m)
         unit = whole if whole is not None else _unit(
             table.take(np.sort(rng.choice(rows, SAMPLE, replace=False))))

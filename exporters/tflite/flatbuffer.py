@@ -10,9 +10,9 @@ import numpy as np
 
 from edgerec.errors import ExportError
 from edgerec.ir import IR
-from exporters.tflite.layout import codebook_rows, codebooks, item_rows, scale_vectors, stored_rows
+from exporters.tflite.layout import codebooks, item_rows, scale_vectors, stored_rows
 from exporters.weights import GATHERED, INT4, pack_int4
-from runtime.quant import half_codebook, half_scale
+from runtime.quant import CENTROIDS, half_codebook, half_scale
 
 DEQUANTIZE_FLOAT16_VERSION = 3  # the DEQUANTIZE version that reads float16 (TFLite op_version.cc)
 
@@ -168,8 +168,7 @@ def gather_codebooks(data: bytes, ir: IR) -> bytes:
     bytes (:func:`~exporters.tflite.layout.codebook_rows`)."""
     from ai_edge_litert import schema_py_generated as schema
 
-    books = {codebook_rows(t).tobytes(): t.codebook.shape for n in GATHERED
-             if n in ir.serving_tables() and (t := ir.tables[n]).codebook is not None}
+    books = {c.tobytes(): c.shape for c in codebooks(ir)}  # [M * 256, S]
     if not books:
         return data
     model = schema.ModelT.InitFromPackedBuf(data, 0)
@@ -192,18 +191,19 @@ def gather_codebooks(data: bytes, ir: IR) -> bytes:
             shape = books.get(np.asarray(buf, np.uint8).tobytes())
             if shape is None:
                 continue  # a per-row scale (GATHER_ND of a vector)
+            m, s = shape[0] // CENTROIDS, shape[1]
             reshape = producer.get(op.inputs[1])
             if reshape is None or op_name(model, reshape.opcodeIndex, schema) != "RESHAPE":
                 raise ExportError("a codebook GATHER_ND does not read reshaped code indices")
             codes = reshape.inputs[0]
-            if list(sg.tensors[codes].shape)[-1:] != [shape[0]]:
+            if list(sg.tensors[codes].shape)[-1:] != [m]:
                 raise ExportError("a codebook GATHER_ND's indices are not [n, M] code indices")
             options = schema.GatherOptionsT()
             options.axis, options.batchDims = 0, 0
             op.opcodeIndex, op.inputs = gather, [op.inputs[0], codes]
             op.builtinOptionsType, op.builtinOptions = schema.BuiltinOptions.GatherOptions, options
             out = sg.tensors[op.outputs[0]]
-            out.shape = [*sg.tensors[codes].shape, shape[2]]
+            out.shape = [*sg.tensors[codes].shape, s]
             out.shapeSignature = None
             if readers.get(reshape.outputs[0]) == 1:
                 dropped.append(reshape)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgerec.ir import IR, Table
-from exporters.weights import INT4_WEIGHTS
+from exporters.weights import GATHERED, INT4_WEIGHTS
 
 INTEGER_WEIGHTS = ("int8-per-row", *INT4_WEIGHTS)  # the converter's dynamic-range quantization
 BLOCK = 64  # scores per block of the two-stage top-k; the item table is padded to a multiple
@@ -104,7 +104,7 @@ def codebooks(ir: IR) -> list[np.ndarray]:
 
 
 def _gathered(ir: IR) -> list[Table]:
-    return [ir.tables[n] for n in ("user", "history_item") if n in ir.serving_tables()]
+    return [ir.tables[n] for n in GATHERED if n in ir.serving_tables()]
 
 
 def item_rows(ir: IR) -> np.ndarray:
